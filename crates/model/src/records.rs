@@ -1,0 +1,194 @@
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{Mac, ModelError, SCHEMA_VERSION};
+
+/// Overhead of VXLAN over IPv4: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
+pub const VXLAN_OVERHEAD_V4: u32 = 50;
+pub const DEFAULT_VXLAN_PORT: u16 = 4789;
+pub const DEFAULT_UNDERLAY_MTU: u32 = 1500;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub schema: u32,
+    pub name: String,
+    pub vni: u32,
+    pub subnet4: Ipv4Net,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    /// Reserved, never handed out: the first host address of each subnet.
+    pub gateway4: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    pub mtu: u32,
+    #[serde(default)]
+    pub encrypted: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub schema: u32,
+    pub id: String,
+    pub name: String,
+    pub underlay: IpAddr,
+    pub vxlan_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// Datapaths this host can run, e.g. `kernel-vxlan`.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    pub agent_version: String,
+    /// Unix milliseconds when this agent registered.
+    pub started_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub schema: u32,
+    pub id: String,
+    pub network: String,
+    pub host: String,
+    /// What the user named as the container: a netns name, path or PID, as given.
+    pub container: String,
+    /// The interface name inside the container.
+    pub ifname: String,
+    /// The host end of the veth pair.
+    pub host_ifname: String,
+    pub mac: Mac,
+    pub ipv4: Ipv4Net,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Net>,
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Endpoint {
+    pub fn addresses(&self) -> Vec<IpNet> {
+        let mut v = vec![IpNet::V4(self.ipv4)];
+        if let Some(a) = self.ipv6 {
+            v.push(IpNet::V6(a));
+        }
+        v
+    }
+}
+
+/// The owner of one allocated address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    pub schema: u32,
+    pub endpoint: String,
+    pub host: String,
+}
+
+/// A record stored as versioned JSON.
+pub trait Record: Serialize + DeserializeOwned {
+    fn schema(&self) -> u32;
+
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("records always serialize")
+    }
+
+    /// Decodes a record, refusing a schema version this build does not know rather than guessing.
+    fn decode(key: &str, bytes: &[u8]) -> Result<Self, ModelError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            schema: Option<u32>,
+        }
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| ModelError::Decode {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        match probe.schema {
+            Some(SCHEMA_VERSION) => {}
+            Some(found) => {
+                return Err(ModelError::Schema {
+                    key: key.to_string(),
+                    found,
+                })
+            }
+            None => {
+                return Err(ModelError::Decode {
+                    key: key.to_string(),
+                    reason: "missing schema version".into(),
+                })
+            }
+        }
+        serde_json::from_slice(bytes).map_err(|e| ModelError::Decode {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+macro_rules! record {
+    ($($t:ty),*) => {$(
+        impl Record for $t {
+            fn schema(&self) -> u32 {
+                self.schema
+            }
+        }
+    )*};
+}
+record!(Network, Host, Endpoint, Allocation);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net() -> Network {
+        Network {
+            schema: SCHEMA_VERSION,
+            name: "prod".into(),
+            vni: 42,
+            subnet4: "10.0.0.0/24".parse().unwrap(),
+            subnet6: Some("fd00::/64".parse().unwrap()),
+            gateway4: "10.0.0.1".parse().unwrap(),
+            gateway6: Some("fd00::1".parse().unwrap()),
+            mtu: 1450,
+            encrypted: false,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn encode_decode() {
+        let n = net();
+        let bytes = n.encode();
+        assert_eq!(Network::decode("k", &bytes).unwrap(), n);
+    }
+
+    #[test]
+    fn refuses_unknown_schema() {
+        let mut n = net();
+        n.schema = 99;
+        let err = Network::decode("/weft/networks/prod", &n.encode()).unwrap_err();
+        assert_eq!(
+            err,
+            ModelError::Schema {
+                key: "/weft/networks/prod".into(),
+                found: 99
+            }
+        );
+        assert!(err.to_string().contains("schema version 99"));
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        assert!(matches!(
+            Network::decode("k", b"{not json"),
+            Err(ModelError::Decode { .. })
+        ));
+        assert!(matches!(
+            Network::decode("k", br#"{"name":"x"}"#),
+            Err(ModelError::Decode { .. })
+        ));
+    }
+}

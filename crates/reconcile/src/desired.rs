@@ -1,0 +1,190 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use weft_model::Mac;
+
+use crate::{names, ClusterState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FdbEntry {
+    pub mac: Mac,
+    pub dst: IpAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NeighEntry {
+    pub ip: IpAddr,
+    pub mac: Mac,
+}
+
+/// The datapath one host needs for one network.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetDesired {
+    pub network: String,
+    pub vni: u32,
+    pub mtu: u32,
+    pub bridge: String,
+    pub vxlan: String,
+    /// Unicast entries: each remote endpoint's MAC → its host's underlay address.
+    pub fdb: BTreeSet<FdbEntry>,
+    /// Head-end replication: every other host with endpoints in the network gets BUM traffic.
+    pub flood: BTreeSet<IpAddr>,
+    /// ARP/ND answered locally for every remote endpoint address.
+    pub neigh: BTreeSet<NeighEntry>,
+}
+
+/// For `local`, one entry per network that has at least one endpoint on it. Remote endpoints whose
+/// host record is gone (lease expired) contribute nothing.
+pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired> {
+    let mut out = BTreeMap::new();
+    let local_underlay = state.hosts.get(local).map(|h| h.underlay);
+    for (name, net) in &state.networks {
+        if !state.endpoints_in(name).any(|e| e.host == local) {
+            continue;
+        }
+        let mut d = NetDesired {
+            network: name.clone(),
+            vni: net.vni,
+            mtu: net.mtu,
+            bridge: names::bridge(net.vni),
+            vxlan: names::vxlan(net.vni),
+            ..Default::default()
+        };
+        for ep in state.endpoints_in(name) {
+            if ep.host == local {
+                continue;
+            }
+            let Some(host) = state.hosts.get(&ep.host) else {
+                continue;
+            };
+            if Some(host.underlay) == local_underlay {
+                continue;
+            }
+            d.fdb.insert(FdbEntry {
+                mac: ep.mac,
+                dst: host.underlay,
+            });
+            d.flood.insert(host.underlay);
+            d.neigh.insert(NeighEntry {
+                ip: IpAddr::V4(ep.ipv4.addr()),
+                mac: ep.mac,
+            });
+            if let Some(v6) = ep.ipv6 {
+                d.neigh.insert(NeighEntry {
+                    ip: IpAddr::V6(v6.addr()),
+                    mac: ep.mac,
+                });
+            }
+        }
+        out.insert(name.clone(), d);
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use weft_model::{keys, Endpoint, Host, Network, Record, SCHEMA_VERSION};
+
+    pub fn host(id: &str, ip: &str) -> Host {
+        Host {
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            name: id.into(),
+            underlay: ip.parse().unwrap(),
+            vxlan_port: 4789,
+            public_key: None,
+            capabilities: vec!["kernel-vxlan".into()],
+            agent_version: "t".into(),
+            started_at_ms: 0,
+        }
+    }
+
+    pub fn network(name: &str, vni: u32, v4: &str) -> Network {
+        let subnet4: ipnet::Ipv4Net = v4.parse().unwrap();
+        Network {
+            schema: SCHEMA_VERSION,
+            name: name.into(),
+            vni,
+            subnet4,
+            subnet6: Some(format!("fd00:{vni}::/64").parse().unwrap()),
+            gateway4: "10.0.0.1".parse().unwrap(),
+            gateway6: None,
+            mtu: 1450,
+            encrypted: false,
+            labels: Default::default(),
+        }
+    }
+
+    pub fn endpoint(net: &str, id: &str, host: &str, last: u8) -> Endpoint {
+        Endpoint {
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            network: net.into(),
+            host: host.into(),
+            container: id.into(),
+            ifname: "eth0".into(),
+            host_ifname: names::veth_host(id),
+            mac: Mac::local_from([0, 0, 0, 0, last]),
+            ipv4: format!("10.0.0.{last}/24").parse().unwrap(),
+            ipv6: Some(format!("fd00::{last}/64").parse().unwrap()),
+            names: vec![],
+            labels: Default::default(),
+        }
+    }
+
+    pub fn cluster() -> ClusterState {
+        let mut s = ClusterState::default();
+        for (id, ip) in [("h1", "192.0.2.1"), ("h2", "192.0.2.2"), ("h3", "192.0.2.3")] {
+            s.apply(&keys::host(id), Some(&host(id, ip).encode())).unwrap();
+        }
+        s.apply(&keys::network("a"), Some(&network("a", 10, "10.0.0.0/24").encode()))
+            .unwrap();
+        s.apply(&keys::network("b"), Some(&network("b", 11, "10.1.0.0/24").encode()))
+            .unwrap();
+        for (net, id, h, last) in [
+            ("a", "e1", "h1", 2),
+            ("a", "e2", "h2", 3),
+            ("a", "e3", "h3", 4),
+            ("a", "e4", "h3", 5),
+            ("b", "f1", "h2", 2),
+        ] {
+            s.apply(&keys::endpoint(net, id), Some(&endpoint(net, id, h, last).encode()))
+                .unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn only_networks_with_local_endpoints() {
+        let s = cluster();
+        let d1 = desired("h1", &s);
+        assert_eq!(d1.keys().collect::<Vec<_>>(), vec!["a"]);
+        let d2 = desired("h2", &s);
+        assert_eq!(d2.keys().collect::<Vec<_>>(), vec!["a", "b"]);
+        // h2 is alone in b: a bridge but nothing remote.
+        assert!(d2["b"].fdb.is_empty() && d2["b"].flood.is_empty());
+    }
+
+    #[test]
+    fn remote_entries() {
+        let d = &desired("h1", &cluster())["a"];
+        assert_eq!(d.bridge, "wbr10");
+        assert_eq!(d.vxlan, "wvx10");
+        assert_eq!(d.fdb.len(), 3);
+        let flood: Vec<String> = d.flood.iter().map(|a| a.to_string()).collect();
+        assert_eq!(flood, vec!["192.0.2.2", "192.0.2.3"]);
+        // v4 + v6 for each of the three remote endpoints.
+        assert_eq!(d.neigh.len(), 6);
+        assert!(d.neigh.iter().all(|n| n.ip.to_string() != "10.0.0.2"));
+    }
+
+    #[test]
+    fn dead_host_contributes_nothing() {
+        let mut s = cluster();
+        s.apply(&keys::host("h3"), None).unwrap();
+        let d = &desired("h1", &s)["a"];
+        assert_eq!(d.fdb.len(), 1);
+        assert_eq!(d.flood.len(), 1);
+    }
+}

@@ -1,0 +1,12 @@
+//! Reconciliation, free of I/O: the cluster state an agent has seen, the datapath state it implies
+//! for one host, and the difference between two datapath states. The agent applies the difference
+//! through a datapath driver; nothing is ever flushed and rebuilt.
+
+pub mod desired;
+pub mod diff;
+pub mod names;
+pub mod state;
+
+pub use desired::{desired, FdbEntry, NetDesired, NeighEntry};
+pub use diff::{diff_network, NetChanges};
+pub use state::ClusterState;
