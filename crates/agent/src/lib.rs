@@ -1,0 +1,114 @@
+//! The agent: one per host. It registers the host under a lease and keeps it alive, follows the
+//! store with a prefix watch, and turns every change into the smallest datapath change (never a
+//! flush and rebuild). On start it reconciles against what the kernel already holds.
+
+mod register;
+mod sync;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use weft_datapath::KernelDatapath;
+use weft_store::{Store, StoreError};
+
+pub use register::Registration;
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub store_url: String,
+    /// Underlay interface name or address; None picks the first global IPv4 address.
+    pub underlay: Option<String>,
+    pub name: Option<String>,
+    pub lease_ttl: Duration,
+    pub vxlan_port: u16,
+    /// How often the agent re-reads the kernel's state as a safety net.
+    pub resync_every: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            store_url: "embedded".into(),
+            underlay: None,
+            name: None,
+            lease_ttl: Duration::from_secs(10),
+            vxlan_port: weft_model::DEFAULT_VXLAN_PORT,
+            resync_every: Duration::from_secs(30),
+        }
+    }
+}
+
+pub async fn run(cfg: AgentConfig) -> Result<()> {
+    let id = weft_control::hosts::local_host_id(cfg.name.as_deref())?;
+    weft_model::validate::name("host", &id)?;
+    let underlay: IpAddr = resolve_underlay(cfg.underlay.as_deref()).await?;
+    let dp = KernelDatapath::new(underlay, cfg.vxlan_port).await?;
+    dp.probe().await.context("this kernel cannot run weft's VXLAN datapath")?;
+    let store: Arc<dyn Store> = weft_control::open_store(&cfg.store_url).await?;
+    let reg = Registration::register(store.clone(), &id, underlay, cfg.vxlan_port, cfg.lease_ttl).await?;
+    tracing::info!(host = %id, %underlay, store = %cfg.store_url, lease = reg.lease(), "registered");
+
+    let mut agent = sync::Syncer::new(id.clone(), store.clone(), Box::new(dp), reg);
+    agent.set_resync(cfg.resync_every);
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            res = agent.run() => {
+                match res {
+                    Err(e) if is_retryable(&e) => {
+                        tracing::warn!("store trouble, datapath kept as it is: {e:#}; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => return Err(e),
+                    Ok(()) => return Ok(()),
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+    // The datapath stays as it is, so that traffic flows through an agent restart; the lease runs
+    // out on its own if the agent does not come back.
+    tracing::info!("stopping; datapath left in place");
+    Ok(())
+}
+
+fn is_retryable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<StoreError>(),
+            Some(StoreError::Unavailable(_)) | Some(StoreError::Compacted { .. })
+        )
+    })
+}
+
+async fn resolve_underlay(given: Option<&str>) -> Result<IpAddr> {
+    if let Some(g) = given {
+        if let Ok(a) = g.parse::<IpAddr>() {
+            return Ok(a);
+        }
+    }
+    let nl = weft_netlink::Netlink::open()?;
+    let links = nl.list_links().await?;
+    for link in links {
+        if let Some(g) = given {
+            if link.name != g {
+                continue;
+            }
+        } else if link.name == "lo" || weft_reconcile::names::vni_of(&link.name).is_some() {
+            continue;
+        }
+        let addrs = nl.list_addresses(&link.name).await?;
+        if let Some(a) = addrs.iter().find(|a| a.addr().is_ipv4()) {
+            return Ok(a.addr());
+        }
+    }
+    match given {
+        Some(g) => anyhow::bail!("underlay {g:?} is neither an address nor an interface with an IPv4 address"),
+        None => anyhow::bail!("no interface with an IPv4 address found for the underlay; pass --underlay"),
+    }
+}
+
+pub(crate) use weft_control::state::load as load_state;

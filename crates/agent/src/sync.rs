@@ -1,0 +1,199 @@
+//! The watch loop and incremental reconciliation.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use weft_datapath::{Datapath, Removal};
+use weft_model::{keys, Endpoint};
+use weft_reconcile::{desired, diff_network, ClusterState, NetDesired};
+use weft_store::{EventKind, Store, StoreError};
+
+use crate::Registration;
+
+pub struct Syncer {
+    id: String,
+    store: Arc<dyn Store>,
+    dp: Box<dyn Datapath>,
+    reg: Registration,
+    state: ClusterState,
+    /// What the datapath holds, as far as this agent applied it.
+    applied: BTreeMap<String, NetDesired>,
+    /// Networks whose last apply failed: next pass reads the kernel and syncs them whole.
+    dirty: BTreeSet<String>,
+    /// This host's endpoints as last seen while it was registered; restored if the lease is lost.
+    last_local: Vec<Endpoint>,
+    resync_every: Duration,
+}
+
+impl Syncer {
+    pub fn new(id: String, store: Arc<dyn Store>, dp: Box<dyn Datapath>, reg: Registration) -> Syncer {
+        Syncer {
+            id,
+            store,
+            dp,
+            reg,
+            state: ClusterState::default(),
+            applied: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            last_local: Vec::new(),
+            resync_every: Duration::from_secs(30),
+        }
+    }
+
+    pub fn set_resync(&mut self, every: Duration) {
+        self.resync_every = every;
+    }
+
+    /// Lists, reconciles fully, then follows the watch until it fails.
+    pub async fn run(&mut self) -> Result<()> {
+        let (state, rev) = crate::load_state(self.store.as_ref()).await?;
+        self.state = state;
+        if !self.state.hosts.contains_key(&self.id) {
+            self.restore_registration().await?;
+        }
+        self.remember_local();
+        self.converge(true).await;
+        let mut watch = self.store.watch(keys::ROOT, rev + 1).await?;
+        let mut keepalive = tokio::time::interval(self.reg.ttl() / 3);
+        let mut resync = tokio::time::interval(self.resync_every);
+        let mut retry = tokio::time::interval(Duration::from_secs(1));
+        resync.tick().await;
+        loop {
+            tokio::select! {
+                batch = watch.events.recv() => {
+                    let events = match batch {
+                        None => return Err(StoreError::Unavailable("watch ended".into()).into()),
+                        Some(r) => r?,
+                    };
+                    for ev in &events {
+                        let value = match ev.kind {
+                            EventKind::Put => Some(ev.kv.value.as_slice()),
+                            EventKind::Delete => None,
+                        };
+                        if let Err(e) = self.state.apply(&ev.kv.key, value) {
+                            tracing::error!("ignoring record: {e}");
+                        }
+                    }
+                    if !self.state.hosts.contains_key(&self.id) {
+                        // Our lease ran out: keep the datapath as it is and put our records back.
+                        self.restore_registration().await?;
+                        continue;
+                    }
+                    self.remember_local();
+                    self.converge(false).await;
+                }
+                _ = keepalive.tick() => {
+                    if !self.reg.keep_alive().await? {
+                        self.restore_registration().await?;
+                    }
+                }
+                _ = resync.tick() => self.converge(true).await,
+                _ = retry.tick(), if !self.dirty.is_empty() => self.converge(false).await,
+            }
+        }
+    }
+
+    fn remember_local(&mut self) {
+        self.last_local = self.state.endpoints_on(&self.id).cloned().collect();
+    }
+
+    async fn restore_registration(&mut self) -> Result<()> {
+        self.reg.reregister(&self.last_local).await
+    }
+
+    /// Brings the datapath to the desired state. `full` re-reads the kernel for every network and
+    /// removes leftovers; otherwise only the differences to what was applied are applied.
+    async fn converge(&mut self, full: bool) {
+        let want = desired(&self.id, &self.state);
+
+        let stale: Vec<String> = self.applied.keys().filter(|n| !want.contains_key(*n)).cloned().collect();
+        let mut remove_vnis: Vec<u32> = stale.iter().map(|n| self.applied[n].vni).collect();
+        for n in &stale {
+            self.applied.remove(n);
+            self.dirty.remove(n);
+        }
+        if full {
+            match self.dp.present().await {
+                Ok(vnis) => {
+                    let wanted: HashSet<u32> = want.values().map(|d| d.vni).collect();
+                    remove_vnis.extend(vnis.into_iter().filter(|v| !wanted.contains(v)));
+                }
+                Err(e) => tracing::error!("reading the datapath: {e:#}"),
+            }
+        }
+        if full || !remove_vnis.is_empty() {
+            self.collect_orphans().await;
+        }
+        remove_vnis.sort();
+        remove_vnis.dedup();
+        for vni in remove_vnis {
+            match self.dp.remove(vni).await {
+                Ok(Removal::Removed) => tracing::info!(vni, "network removed from this host"),
+                Ok(Removal::Busy(ports)) => {
+                    tracing::warn!(vni, ?ports, "network has no endpoints here but interfaces are still plugged in; keeping it")
+                }
+                Ok(Removal::Absent) => {}
+                Err(e) => tracing::error!(vni, "removing network: {e:#}"),
+            }
+        }
+
+        for (name, d) in &want {
+            let incremental = !full
+                && !self.dirty.contains(name)
+                && self.applied.get(name).is_some_and(|a| a.vni == d.vni && a.mtu == d.mtu);
+            let res = if incremental {
+                let a = &self.applied[name];
+                let changes = diff_network(&a.fdb, &a.flood, &a.neigh, &d.fdb, &d.flood, &d.neigh);
+                if changes.is_empty() {
+                    continue;
+                }
+                tracing::debug!(network = %name, changes = changes.count(), "applying");
+                self.dp.apply(d, &changes).await
+            } else {
+                match self.dp.ensure(d).await {
+                    Ok(()) => self.dp.sync(d).await.map(|c| {
+                        if !c.is_empty() {
+                            tracing::info!(network = %name, changes = c.count(), "reconciled with the kernel");
+                        }
+                    }),
+                    Err(e) => Err(e),
+                }
+            };
+            match res {
+                Ok(()) => {
+                    self.applied.insert(name.clone(), d.clone());
+                    self.dirty.remove(name);
+                }
+                Err(e) => {
+                    tracing::error!(network = %name, "programming the datapath: {e:#}; will retry");
+                    self.applied.remove(name);
+                    self.dirty.insert(name.clone());
+                }
+            }
+        }
+    }
+
+    /// Removes host-side interfaces of endpoints that are gone from the store (for example after
+    /// `network rm --force`). Reads the store afresh so that an attach in progress, whose record is
+    /// written before its interfaces, is never mistaken for an orphan.
+    async fn collect_orphans(&self) {
+        let fresh = match crate::load_state(self.store.as_ref()).await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!("skipping orphan collection: {e:#}");
+                return;
+            }
+        };
+        if !fresh.hosts.contains_key(&self.id) {
+            return;
+        }
+        let keep: HashSet<String> = fresh.endpoints_on(&self.id).map(|e| e.host_ifname.clone()).collect();
+        match self.dp.collect_orphans(&keep).await {
+            Ok(gone) if !gone.is_empty() => tracing::info!(?gone, "removed interfaces of endpoints no longer in the store"),
+            Ok(_) => {}
+            Err(e) => tracing::error!("collecting orphan interfaces: {e:#}"),
+        }
+    }
+}

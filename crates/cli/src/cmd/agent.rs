@@ -1,0 +1,39 @@
+use std::time::Duration;
+
+use anyhow::Result;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Underlay interface or address that VXLAN traffic to other hosts uses (default: the first IPv4 address found).
+    #[arg(long)]
+    underlay: Option<String>,
+    /// This host's name in the cluster (default: the hostname).
+    #[arg(long, env = "WEFT_HOST")]
+    name: Option<String>,
+    /// Seconds the host's records outlive a dead agent.
+    #[arg(long, default_value_t = 10)]
+    lease_ttl: u64,
+    /// UDP port of VXLAN on the underlay.
+    #[arg(long, default_value_t = weft_model::DEFAULT_VXLAN_PORT)]
+    vxlan_port: u16,
+    /// Seconds between full re-reads of the kernel's state (a safety net; changes apply at once).
+    #[arg(long, default_value_t = 30)]
+    resync: u64,
+}
+
+pub async fn run(store: &str, a: Args) -> Result<i32> {
+    super::require_root("weft agent")?;
+    if a.lease_ttl < 2 {
+        anyhow::bail!("--lease-ttl must be at least 2 seconds");
+    }
+    weft_agent::run(weft_agent::AgentConfig {
+        store_url: store.to_string(),
+        underlay: a.underlay,
+        name: a.name,
+        lease_ttl: Duration::from_secs(a.lease_ttl),
+        vxlan_port: a.vxlan_port,
+        resync_every: Duration::from_secs(a.resync.max(1)),
+    })
+    .await?;
+    Ok(0)
+}

@@ -1,0 +1,94 @@
+use anyhow::Result;
+use clap::Subcommand;
+use weft_control::networks::{self, NetworkSpec};
+
+use crate::output;
+
+#[derive(Subcommand)]
+pub enum NetworkCmd {
+    /// Create a network.
+    Create {
+        name: String,
+        /// IPv4 subnet (required) and optionally an IPv6 subnet: give --subnet twice.
+        #[arg(long = "subnet", required = true)]
+        subnets: Vec<String>,
+        /// VXLAN network identifier (default: the first free one from 4096).
+        #[arg(long)]
+        vni: Option<u32>,
+        /// MTU of the overlay (default 1450: a 1500-byte underlay less VXLAN's 50).
+        #[arg(long)]
+        mtu: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a network with its endpoints and address allocations.
+    Inspect { name: String },
+    /// Remove a network (refused while it has endpoints, unless --force).
+    Rm {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
+    match cmd {
+        NetworkCmd::Create { name, subnets, vni, mtu, json } => {
+            super::require_root("weft network create")?;
+            let store = weft_control::open_store(store_url).await?;
+            let spec = NetworkSpec { name, subnets, vni, mtu, ..Default::default() };
+            let n = networks::create(store.as_ref(), &spec).await?;
+            if json {
+                output::json(&n)?;
+            } else {
+                let v6 = n.subnet6.map(|s| format!(" {s}")).unwrap_or_default();
+                println!("created network {} (vni {}, {}{v6}, mtu {})", n.name, n.vni, n.subnet4, n.mtu);
+            }
+        }
+        NetworkCmd::Ls { json } => {
+            let store = weft_control::open_store(store_url).await?;
+            let status = weft_control::hosts::status(store.as_ref(), store_url).await?;
+            if json {
+                output::json(&status.networks)?;
+            } else {
+                let rows: Vec<Vec<String>> = status
+                    .networks
+                    .iter()
+                    .map(|n| {
+                        vec![
+                            n.network.name.clone(),
+                            n.network.vni.to_string(),
+                            n.network.subnet4.to_string(),
+                            n.network.subnet6.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                            n.network.mtu.to_string(),
+                            n.endpoints.to_string(),
+                            n.hosts.join(","),
+                        ]
+                    })
+                    .collect();
+                output::table(&["NAME", "VNI", "IPV4", "IPV6", "MTU", "ENDPOINTS", "HOSTS"], &rows);
+            }
+        }
+        NetworkCmd::Inspect { name } => {
+            let store = weft_control::open_store(store_url).await?;
+            output::json(&networks::inspect(store.as_ref(), &name).await?)?;
+        }
+        NetworkCmd::Rm { name, force } => {
+            super::require_root("weft network rm")?;
+            let store = weft_control::open_store(store_url).await?;
+            let n = networks::remove(store.as_ref(), &name, force).await?;
+            if n > 0 {
+                println!("removed network {name} and its {n} endpoint(s)");
+            } else {
+                println!("removed network {name}");
+            }
+        }
+    }
+    Ok(0)
+}

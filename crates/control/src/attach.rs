@@ -1,0 +1,298 @@
+//! Attach: a container joins a network on this host. Records first (so that the agent never mistakes
+//! the new interfaces for orphans), then the datapath, then the veth pair; any failure undoes all.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use weft_datapath::{Datapath, KernelDatapath};
+use weft_model::{keys, validate, Allocation, Endpoint, Mac, Network, Record, SCHEMA_VERSION};
+use weft_netlink::{Netlink, Netns, NetnsTarget};
+use weft_reconcile::names;
+use weft_store::{Compare, LeaseId, Op, Store};
+
+use crate::{hosts, networks, read};
+
+#[derive(Debug, Clone)]
+pub struct AttachRequest {
+    pub target: String,
+    pub network: String,
+    pub ips: Vec<String>,
+    pub mac: Option<String>,
+    pub ifname: String,
+    pub name: Option<String>,
+    pub host: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttachOutcome {
+    pub endpoint: Endpoint,
+    /// False when the container was already attached (attach is idempotent).
+    pub created: bool,
+}
+
+const ALLOC_ATTEMPTS: usize = 64;
+
+/// The canonical form of a target as recorded in endpoints, so that one container named two ways
+/// (name, path) is recognised.
+pub fn canonical_target(target: &str) -> Result<String> {
+    let t: NetnsTarget = target.parse().map_err(|e| anyhow!("{e}"))?;
+    Ok(t.path().display().to_string())
+}
+
+pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutcome> {
+    validate::ifname(&req.ifname)?;
+    if let Some(n) = &req.name {
+        validate::name("container", n)?;
+    }
+    let mac: Option<Mac> = match &req.mac {
+        Some(m) => {
+            let m: Mac = m.parse().map_err(|e: String| anyhow!(e))?;
+            if !m.is_unicast() {
+                bail!("MAC address {m} is not a unicast address");
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let net = networks::get(store, &req.network).await?;
+    let (want4, want6) = requested_addresses(&net, &req.ips)?;
+    let container = canonical_target(&req.target)?;
+    let netns = Netns::open(&req.target).map_err(|e| anyhow!("{e}"))?;
+    let (host, lease) = hosts::registered(store, &req.host).await?;
+
+    let cnl = Netlink::open_in(&netns).context("opening netlink in the container")?;
+    let existing: Vec<Endpoint> = networks::endpoints(store, &net.name)
+        .await?
+        .into_iter()
+        .filter(|e| e.host == req.host && e.container == container)
+        .collect();
+    for e in existing {
+        let link = cnl.link_by_name(&e.ifname).await?;
+        if e.ifname == req.ifname && link.as_ref().is_some_and(|l| l.mac.octets() == e.mac.0) {
+            let same4 = want4.is_none_or(|a| a == e.ipv4);
+            let same6 = want6.is_none() || want6 == e.ipv6;
+            if !(same4 && same6) {
+                bail!(
+                    "{} is already attached to {} with {}; detach it first to change addresses",
+                    req.target, net.name, e.ipv4
+                );
+            }
+            return Ok(AttachOutcome { endpoint: e, created: false });
+        }
+        if link.is_none() {
+            // A record whose interface is gone (the container was recreated): drop it, attach anew.
+            delete_records(store, &e).await?;
+        }
+    }
+    if cnl.link_by_name(&req.ifname).await?.is_some() {
+        bail!(
+            "{} already has an interface named {}; choose another with --ifname",
+            req.target, req.ifname
+        );
+    }
+
+    let nl = Netlink::open()?;
+    let (id, host_ifname) = loop {
+        let id = format!("{:016x}", rand::random::<u64>());
+        let hn = names::veth_host(&id);
+        if nl.link_by_name(&hn).await?.is_none() {
+            break (id, hn);
+        }
+    };
+    let mac = mac.unwrap_or_else(|| Mac::local_from(rand::random()));
+    let mut ep = Endpoint {
+        schema: SCHEMA_VERSION,
+        id: id.clone(),
+        network: net.name.clone(),
+        host: req.host.clone(),
+        container,
+        ifname: req.ifname.clone(),
+        host_ifname: host_ifname.clone(),
+        mac,
+        ipv4: Ipv4Net::new(std::net::Ipv4Addr::UNSPECIFIED, 32).expect("valid"),
+        ipv6: None,
+        names: req.name.iter().cloned().collect(),
+        labels: Default::default(),
+    };
+    allocate_and_record(store, &net, &mut ep, want4, want6, lease).await?;
+
+    match plumb(store, &nl, &cnl, &netns, &host, &net, &ep).await {
+        Ok(()) => Ok(AttachOutcome { endpoint: ep, created: true }),
+        Err(e) => {
+            // Deleting the host end removes the pair wherever the other end is.
+            if let Err(ue) = nl.delete_link(&host_ifname).await {
+                tracing::error!("rollback: deleting {host_ifname}: {ue}");
+            }
+            if let Err(ue) = delete_records(store, &ep).await {
+                tracing::error!("rollback: deleting records of {}: {ue:#}", ep.id);
+            }
+            Err(e.context(format!("attaching {} to {}; rolled back", req.target, net.name)))
+        }
+    }
+}
+
+fn requested_addresses(net: &Network, ips: &[String]) -> Result<(Option<Ipv4Net>, Option<Ipv6Net>)> {
+    let mut v4 = None;
+    let mut v6 = None;
+    for s in ips {
+        let ip = validate::parse_cidr(s)?;
+        match ip {
+            IpNet::V4(a) => {
+                if v4.replace(a).is_some() {
+                    bail!("more than one IPv4 --ip given");
+                }
+                weft_ipam::check_static(IpNet::V4(net.subnet4), ip)?;
+            }
+            IpNet::V6(a) => {
+                let Some(s6) = net.subnet6 else {
+                    bail!("network {} has no IPv6 subnet, cannot use --ip {ip}", net.name);
+                };
+                if v6.replace(a).is_some() {
+                    bail!("more than one IPv6 --ip given");
+                }
+                weft_ipam::check_static(IpNet::V6(s6), ip)?;
+            }
+        }
+    }
+    Ok((v4, v6))
+}
+
+/// Allocates the endpoint's addresses and writes its record in one transaction: every address key
+/// must be absent, so concurrent attaches anywhere in the cluster never share an address.
+async fn allocate_and_record(
+    store: &dyn Store,
+    net: &Network,
+    ep: &mut Endpoint,
+    want4: Option<Ipv4Net>,
+    want6: Option<Ipv6Net>,
+    lease: LeaseId,
+) -> Result<()> {
+    let alloc = Allocation { schema: SCHEMA_VERSION, endpoint: ep.id.clone(), host: ep.host.clone() };
+    // Addresses others tried and lost in this loop are skipped on the next round.
+    let mut lost: HashSet<IpAddr> = HashSet::new();
+    for _ in 0..ALLOC_ATTEMPTS {
+        let (kvs, _) = store.list(&keys::ipam_of(&net.name)).await?;
+        let prefix = keys::ipam_of(&net.name);
+        let mut taken: HashSet<IpAddr> = kvs.iter().filter_map(|kv| kv.key[prefix.len()..].parse().ok()).collect();
+        taken.extend(lost.iter().copied());
+        let a4 = match want4 {
+            Some(a) => {
+                if taken.contains(&IpAddr::V4(a.addr())) {
+                    bail!("address {} is already taken in network {}{}", a.addr(), net.name, owner(store, net, IpAddr::V4(a.addr())).await);
+                }
+                a
+            }
+            None => match weft_ipam::next_free(IpNet::V4(net.subnet4), &taken)? {
+                IpAddr::V4(a) => Ipv4Net::new(a, net.subnet4.prefix_len())?,
+                IpAddr::V6(_) => unreachable!("v4 subnet yields v4"),
+            },
+        };
+        let a6 = match (net.subnet6, want6) {
+            (_, Some(a)) => {
+                if taken.contains(&IpAddr::V6(a.addr())) {
+                    bail!("address {} is already taken in network {}{}", a.addr(), net.name, owner(store, net, IpAddr::V6(a.addr())).await);
+                }
+                Some(a)
+            }
+            (Some(s6), None) => match weft_ipam::next_free(IpNet::V6(s6), &taken)? {
+                IpAddr::V6(a) => Some(Ipv6Net::new(a, s6.prefix_len())?),
+                IpAddr::V4(_) => unreachable!("v6 subnet yields v6"),
+            },
+            (None, None) => None,
+        };
+        ep.ipv4 = a4;
+        ep.ipv6 = a6;
+        let mut compares = vec![Compare::Absent(keys::endpoint(&net.name, &ep.id))];
+        let mut ops = vec![Op::Put { key: keys::endpoint(&net.name, &ep.id), value: ep.encode(), lease: Some(lease) }];
+        for a in ep.addresses() {
+            let k = keys::ipam(&net.name, a.addr());
+            compares.push(Compare::Absent(k.clone()));
+            ops.push(Op::Put { key: k, value: alloc.encode(), lease: Some(lease) });
+        }
+        // The network must still exist, unchanged, or the endpoint would be an orphan.
+        let (_, net_kv) = read::get::<Network>(store, &keys::network(&net.name))
+            .await?
+            .ok_or_else(|| anyhow!("network {:?} was removed meanwhile", net.name))?;
+        compares.push(Compare::ModRevision(keys::network(&net.name), net_kv.mod_revision));
+        if store.txn(compares, ops).await?.succeeded {
+            return Ok(());
+        }
+        lost.insert(IpAddr::V4(a4.addr()));
+        if let Some(a) = a6 {
+            lost.insert(IpAddr::V6(a.addr()));
+        }
+        // A static address that lost the race is reported by the check at the top of the next round.
+        if want4.is_some() {
+            lost.remove(&IpAddr::V4(a4.addr()));
+        }
+        if let Some(a) = want6 {
+            lost.remove(&IpAddr::V6(a.addr()));
+        }
+    }
+    bail!("could not allocate an address in network {}: too much contention, try again", net.name)
+}
+
+async fn owner(store: &dyn Store, net: &Network, addr: IpAddr) -> String {
+    match read::get::<Allocation>(store, &keys::ipam(&net.name, addr)).await {
+        Ok(Some((a, _))) => format!(" (by endpoint {} on host {})", a.endpoint, a.host),
+        _ => String::new(),
+    }
+}
+
+/// Removes an endpoint's record and its allocations in one transaction.
+pub async fn delete_records(store: &dyn Store, ep: &Endpoint) -> Result<()> {
+    let mut ops = vec![Op::Delete { key: keys::endpoint(&ep.network, &ep.id) }];
+    for a in ep.addresses() {
+        let k = keys::ipam(&ep.network, a.addr());
+        // Only release addresses this endpoint owns.
+        if let Some((al, _)) = read::get::<Allocation>(store, &k).await? {
+            if al.endpoint == ep.id {
+                ops.push(Op::Delete { key: k });
+            }
+        }
+    }
+    store.txn(vec![], ops).await?;
+    Ok(())
+}
+
+async fn plumb(
+    store: &dyn Store,
+    nl: &Netlink,
+    cnl: &Netlink,
+    netns: &Netns,
+    host: &weft_model::Host,
+    net: &Network,
+    ep: &Endpoint,
+) -> Result<()> {
+    // Program this host's side of the network now, from the store as it stands, so that the
+    // container can reach its peers as soon as attach returns (the agent would get there too).
+    let (state, _) = crate::state::load(store).await?;
+    let want = weft_reconcile::desired(&ep.host, &state);
+    let d = want
+        .get(&net.name)
+        .ok_or_else(|| anyhow!("endpoint record of {} vanished during attach", ep.id))?;
+    let dp = KernelDatapath::new(host.underlay, host.vxlan_port).await?;
+    dp.ensure(d).await?;
+    dp.sync(d).await?;
+    let bridge = nl
+        .link_by_name(&d.bridge)
+        .await?
+        .ok_or_else(|| anyhow!("bridge {} missing after creating it", d.bridge))?;
+
+    let peer = names::veth_peer(&ep.id);
+    nl.create_veth(&ep.host_ifname, &peer, net.mtu).await?;
+    nl.set_master(&ep.host_ifname, bridge.index).await?;
+    nl.set_up(&ep.host_ifname).await?;
+    nl.move_to_netns(&peer, netns).await?;
+    cnl.set_up("lo").await?;
+    cnl.rename(&peer, &ep.ifname).await?;
+    cnl.set_mac(&ep.ifname, weft_netlink::MacAddr(ep.mac.0)).await?;
+    cnl.set_mtu(&ep.ifname, net.mtu).await?;
+    for a in ep.addresses() {
+        cnl.add_address(&ep.ifname, a).await?;
+    }
+    cnl.set_up(&ep.ifname).await?;
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! weft's operations, shared by the CLI, the agent and the lab: they read and write cluster state in a
+//! store and, for attach/detach, program the local host. Choosing a store backend from a URL happens
+//! here, above the backends, so that the store trait never depends on them.
+
+pub mod attach;
+pub mod detach;
+pub mod hosts;
+pub mod networks;
+pub mod read;
+pub mod state;
+pub mod store;
+
+pub use store::{open as open_store, StoreUrl};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

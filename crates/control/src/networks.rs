@@ -1,0 +1,182 @@
+//! Network create, list, inspect and remove.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use ipnet::IpNet;
+use serde::Serialize;
+use weft_model::{keys, validate, Allocation, Endpoint, Network, Record, SCHEMA_VERSION, VXLAN_OVERHEAD_V4, DEFAULT_UNDERLAY_MTU};
+use weft_store::{Compare, Op, Store};
+
+use crate::read;
+
+#[derive(Debug, Clone, Default)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub subnets: Vec<String>,
+    pub vni: Option<u32>,
+    pub mtu: Option<u32>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// VNIs picked automatically start here, leaving low numbers to users who pick their own.
+const AUTO_VNI_START: u32 = 4096;
+const CREATE_ATTEMPTS: usize = 20;
+
+pub async fn create(store: &dyn Store, spec: &NetworkSpec) -> Result<Network> {
+    validate::name("network", &spec.name)?;
+    let (subnet4, subnet6) = validate::subnets(&spec.subnets)?;
+    if let Some(v) = spec.vni {
+        validate::vni(v)?;
+    }
+    let mtu = spec.mtu.unwrap_or(DEFAULT_UNDERLAY_MTU - VXLAN_OVERHEAD_V4);
+    validate::mtu(mtu, subnet6.is_some())?;
+
+    for _ in 0..CREATE_ATTEMPTS {
+        let guard = store.get(keys::NETWORKS_GUARD).await?;
+        let (existing, _) = read::list::<Network>(store, keys::NETWORKS).await?;
+        if existing.iter().any(|(n, _)| n.name == spec.name) {
+            bail!("network {:?} already exists", spec.name);
+        }
+        for (other, _) in &existing {
+            let mut theirs = vec![IpNet::V4(other.subnet4)];
+            theirs.extend(other.subnet6.map(IpNet::V6));
+            let mut ours = vec![IpNet::V4(subnet4)];
+            ours.extend(subnet6.map(IpNet::V6));
+            for a in &ours {
+                if let Some(b) = theirs.iter().find(|b| validate::overlaps(*a, **b)) {
+                    bail!("subnet {a} overlaps subnet {b} of network {:?}", other.name);
+                }
+            }
+        }
+        let used: Vec<u32> = existing.iter().map(|(n, _)| n.vni).collect();
+        let vni = match spec.vni {
+            Some(v) => {
+                if let Some((n, _)) = existing.iter().find(|(n, _)| n.vni == v) {
+                    bail!("VNI {v} is already used by network {:?}", n.name);
+                }
+                v
+            }
+            None => (AUTO_VNI_START..=0xFF_FFFF)
+                .find(|v| !used.contains(v))
+                .expect("fewer networks than VNIs"),
+        };
+        let net = Network {
+            schema: SCHEMA_VERSION,
+            name: spec.name.clone(),
+            vni,
+            subnet4,
+            subnet6,
+            gateway4: weft_ipam::gateway4(subnet4),
+            gateway6: subnet6.map(weft_ipam::gateway6),
+            mtu,
+            encrypted: false,
+            labels: spec.labels.clone(),
+        };
+        // The guard key makes the overlap and VNI checks above atomic with the create: any concurrent
+        // create or remove bumps it, and our transaction then fails and is retried.
+        let guard_cmp = match &guard {
+            Some(kv) => Compare::ModRevision(keys::NETWORKS_GUARD.into(), kv.mod_revision),
+            None => Compare::Absent(keys::NETWORKS_GUARD.into()),
+        };
+        let res = store
+            .txn(
+                vec![
+                    guard_cmp,
+                    Compare::Absent(keys::network(&net.name)),
+                    Compare::Absent(keys::vni(vni)),
+                ],
+                vec![
+                    Op::Put { key: keys::network(&net.name), value: net.encode(), lease: None },
+                    Op::Put { key: keys::vni(vni), value: net.name.clone().into_bytes(), lease: None },
+                    Op::Put { key: keys::NETWORKS_GUARD.into(), value: net.name.clone().into_bytes(), lease: None },
+                ],
+            )
+            .await?;
+        if res.succeeded {
+            return Ok(net);
+        }
+    }
+    bail!("network {:?}: too much concurrent change in the store, try again", spec.name)
+}
+
+pub async fn get(store: &dyn Store, name: &str) -> Result<Network> {
+    match read::get::<Network>(store, &keys::network(name)).await? {
+        Some((n, _)) => Ok(n),
+        None => bail!("no such network: {name:?}"),
+    }
+}
+
+pub async fn list(store: &dyn Store) -> Result<Vec<Network>> {
+    Ok(read::list::<Network>(store, keys::NETWORKS)
+        .await?
+        .0
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect())
+}
+
+pub async fn endpoints(store: &dyn Store, network: &str) -> Result<Vec<Endpoint>> {
+    Ok(read::list::<Endpoint>(store, &keys::endpoints_of(network))
+        .await?
+        .0
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect())
+}
+
+#[derive(Debug, Serialize)]
+pub struct NetworkDetail {
+    #[serde(flatten)]
+    pub network: Network,
+    pub endpoints: Vec<Endpoint>,
+    pub allocations: BTreeMap<String, Allocation>,
+}
+
+pub async fn inspect(store: &dyn Store, name: &str) -> Result<NetworkDetail> {
+    let network = get(store, name).await?;
+    let endpoints = endpoints(store, name).await?;
+    let (allocs, _) = read::list::<Allocation>(store, &keys::ipam_of(name)).await?;
+    let prefix = keys::ipam_of(name);
+    let allocations = allocs
+        .into_iter()
+        .map(|(a, kv)| (kv.key[prefix.len()..].to_string(), a))
+        .collect();
+    Ok(NetworkDetail { network, endpoints, allocations })
+}
+
+/// Removes a network. With endpoints present it refuses unless `force`, in which case their records
+/// go too and each host's agent removes the interfaces it holds for them.
+pub async fn remove(store: &dyn Store, name: &str, force: bool) -> Result<usize> {
+    let (net, kv) = match read::get::<Network>(store, &keys::network(name)).await? {
+        Some(x) => x,
+        None => bail!("no such network: {name:?}"),
+    };
+    let eps = endpoints(store, name).await?;
+    if !eps.is_empty() && !force {
+        let mut hosts: Vec<&str> = eps.iter().map(|e| e.host.as_str()).collect();
+        hosts.sort();
+        hosts.dedup();
+        bail!(
+            "network {name:?} still has {} endpoint(s) on host(s) {}: detach them first or use --force",
+            eps.len(),
+            hosts.join(", ")
+        );
+    }
+    let (ep_kvs, _) = store.list(&keys::endpoints_of(name)).await?;
+    let (ipam_kvs, _) = store.list(&keys::ipam_of(name)).await?;
+    let mut ops: Vec<Op> = vec![
+        Op::Delete { key: keys::network(name) },
+        Op::Delete { key: keys::vni(net.vni) },
+        Op::Put { key: keys::NETWORKS_GUARD.into(), value: name.as_bytes().to_vec(), lease: None },
+    ];
+    ops.extend(ep_kvs.iter().map(|kv| Op::Delete { key: kv.key.clone() }));
+    ops.extend(ipam_kvs.iter().map(|kv| Op::Delete { key: kv.key.clone() }));
+    let res = store
+        .txn(vec![Compare::ModRevision(keys::network(name), kv.mod_revision)], ops)
+        .await?;
+    if !res.succeeded {
+        bail!("network {name:?} changed while removing it; try again");
+    }
+    Ok(ep_kvs.len())
+}

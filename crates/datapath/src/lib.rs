@@ -1,0 +1,36 @@
+//! Datapath drivers. The trait lives here; each driver has its own module (`kernel` today, the
+//! userspace engine later). The agent and `attach` drive them through the same desired-state model.
+
+pub mod kernel;
+
+use std::collections::HashSet;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use weft_reconcile::{NetChanges, NetDesired};
+
+pub use kernel::KernelDatapath;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// Not removed because containers' interfaces are still plugged into the bridge.
+    Busy(Vec<String>),
+    Absent,
+}
+
+#[async_trait]
+pub trait Datapath: Send + Sync {
+    /// VNIs of the networks this host currently has devices for.
+    async fn present(&self) -> Result<Vec<u32>>;
+    /// Creates the network's bridge and uplink if missing; leaves a correct one untouched.
+    async fn ensure(&self, net: &NetDesired) -> Result<()>;
+    /// Reads what the host holds for the network, and adds/removes only the difference.
+    async fn sync(&self, net: &NetDesired) -> Result<NetChanges>;
+    /// Applies known changes without reading the host's state first (the incremental path).
+    async fn apply(&self, net: &NetDesired, changes: &NetChanges) -> Result<()>;
+    /// Removes a network's devices unless endpoints are still plugged in.
+    async fn remove(&self, vni: u32) -> Result<Removal>;
+    /// Deletes host-side endpoint interfaces that no endpoint record names any more; returns them.
+    async fn collect_orphans(&self, keep: &HashSet<String>) -> Result<Vec<String>>;
+}
