@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -58,8 +59,9 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
     };
     let net = networks::get(store, &req.network).await?;
     let (want4, want6) = requested_addresses(&net, &req.ips)?;
-    let container = canonical_target(&req.target)?;
-    let netns = Netns::open(&req.target).map_err(|e| anyhow!("{e}"))?;
+    let target: NetnsTarget = req.target.parse().map_err(|e| anyhow!("{e}"))?;
+    let container = target.path().display().to_string();
+    let netns = Netns::open(&target)?;
     let (host, lease) = hosts::registered(store, &req.host).await?;
 
     let cnl = Netlink::open_in(&netns).context("opening netlink in the container")?;
@@ -285,7 +287,7 @@ async fn plumb(
     nl.create_veth(&ep.host_ifname, &peer, net.mtu).await?;
     nl.set_master(&ep.host_ifname, bridge.index).await?;
     nl.set_up(&ep.host_ifname).await?;
-    nl.move_to_netns(&peer, netns).await?;
+    nl.move_to_netns(&peer, netns.as_fd()).await?;
     cnl.set_up("lo").await?;
     cnl.rename(&peer, &ep.ifname).await?;
     cnl.set_mac(&ep.ifname, weft_netlink::MacAddr(ep.mac.0)).await?;
