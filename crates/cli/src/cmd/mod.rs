@@ -23,8 +23,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Status(a) => status::run(&store, a).await,
         Command::Lab { command } => {
             require_root("weft lab")?;
-            weft_lab::run(command).await?;
-            Ok(0)
+            weft_lab::run_code(command).await
         }
     }
 }

@@ -1,0 +1,130 @@
+//! A lab per test: real agents in network namespaces, driven through the `weft` binary as a user
+//! would. Every lab has a run-unique prefix and is torn down on drop, also when the test fails.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+
+pub struct Lab {
+    pub prefix: String,
+}
+
+pub fn out_text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn weft(args: &[&str]) -> Output {
+    Command::new(WEFT).args(args).output().expect("running weft")
+}
+
+impl Lab {
+    /// Brings up `hosts` hosts on `store` (`embedded` or `etcd`).
+    pub fn up(hosts: usize, store: &str) -> Lab {
+        let prefix = format!("wt{:04x}", rand::random::<u16>());
+        let lab = Lab { prefix };
+        let h = hosts.to_string();
+        let o = lab.lab(&["up", "--hosts", &h, "--store", store]);
+        assert!(o.status.success(), "lab up failed:\n{}", out_text(&o));
+        lab
+    }
+
+    /// `weft lab SUB --prefix P ARGS…`
+    pub fn lab(&self, args: &[&str]) -> Output {
+        let mut a = vec!["lab", args[0], "--prefix", &self.prefix];
+        a.extend_from_slice(&args[1..]);
+        weft(&a)
+    }
+
+    pub fn exec(&self, name: &str, cmd: &[&str]) -> Output {
+        let mut a = vec!["exec", name, "--"];
+        a.extend_from_slice(cmd);
+        self.lab(&a)
+    }
+
+    /// Runs `weft ARGS` on a host, as a user there would.
+    pub fn weft_on(&self, host: &str, args: &[&str]) -> Output {
+        let mut cmd = vec![WEFT];
+        cmd.extend_from_slice(args);
+        self.exec(host, &cmd)
+    }
+
+    pub fn ok_on(&self, host: &str, args: &[&str]) -> String {
+        let o = self.weft_on(host, args);
+        assert!(o.status.success(), "weft {args:?} on {host} failed:\n{}", out_text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn run(&self, host: &str, name: &str, network: &str) {
+        let o = self.lab(&["run", host, name, "--network", network]);
+        assert!(o.status.success(), "lab run {name} on {host} failed:\n{}", out_text(&o));
+    }
+
+    pub fn netns(&self, name: &str) -> String {
+        if name.starts_with('h') && name[1..].chars().all(|c| c.is_ascii_digit()) {
+            format!("{}-{name}", self.prefix)
+        } else {
+            format!("{}-c-{name}", self.prefix)
+        }
+    }
+
+    /// The endpoint record of a container on a network.
+    pub fn endpoint(&self, container: &str, network: &str) -> serde_json::Value {
+        let out = self.ok_on("h1", &["endpoints", "--network", network, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("endpoints json");
+        let want = format!("/run/netns/{}", self.netns(container));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["container"] == want.as_str())
+            .unwrap_or_else(|| panic!("no endpoint for {container} in {out}"))
+            .clone()
+    }
+
+    pub fn ip4(&self, container: &str, network: &str) -> String {
+        addr_only(self.endpoint(container, network)["ipv4"].as_str().unwrap())
+    }
+
+    pub fn ip6(&self, container: &str, network: &str) -> String {
+        addr_only(self.endpoint(container, network)["ipv6"].as_str().unwrap())
+    }
+
+    pub fn ping(&self, from: &str, to: &str, extra: &[&str]) -> Output {
+        let mut cmd = vec!["ping", "-c", "1", "-W", "2"];
+        cmd.extend_from_slice(extra);
+        cmd.push(to);
+        self.exec(from, &cmd)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let o = self.lab(&["down"]);
+        if !o.status.success() {
+            eprintln!("lab down {} failed:\n{}", self.prefix, out_text(&o));
+        }
+    }
+}
+
+pub fn addr_only(cidr: &str) -> String {
+    cidr.split('/').next().unwrap().to_string()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}

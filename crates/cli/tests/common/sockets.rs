@@ -1,0 +1,142 @@
+//! TCP, UDP and broadcast traffic between containers, from sockets opened inside their namespaces.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Runs `f` on a new thread inside the named network namespace (sockets keep it).
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+}
+
+fn payload(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// A TCP echo of `len` bytes from the client's namespace to a server at `ip:port` in the server's.
+pub fn tcp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, len: usize) {
+    let bind: SocketAddr = if ip.contains(':') { format!("[::]:{port}") } else { format!("0.0.0.0:{port}") }
+        .parse()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = in_netns(server_ns, move || {
+        let l = TcpListener::bind(bind).expect("tcp bind");
+        tx.send(()).unwrap();
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).expect("server read");
+        s.write_all(&buf).expect("server write");
+        buf.len()
+    });
+    rx.recv_timeout(Duration::from_secs(5)).expect("server listening");
+    let target: SocketAddr = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
+        .parse()
+        .unwrap();
+    let data = payload(len, port as u8);
+    let client = in_netns(client_ns, move || {
+        let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(5)).expect("tcp connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&data).expect("client write");
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        s.read_to_end(&mut back).expect("client read");
+        assert!(back == data, "TCP payload to {target} came back different ({} of {} bytes)", back.len(), data.len());
+    });
+    client.join().expect("client");
+    assert_eq!(server.join().expect("server"), len);
+}
+
+/// `count` UDP datagrams of `size` bytes, each echoed back; all must return.
+pub fn udp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, count: usize, size: usize) {
+    let bind: SocketAddr = if ip.contains(':') { format!("[::]:{port}") } else { format!("0.0.0.0:{port}") }
+        .parse()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = in_netns(server_ns, move || {
+        let s = UdpSocket::bind(bind).expect("udp bind");
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut echoed = 0;
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            s.send_to(&buf[..n], from).unwrap();
+            echoed += 1;
+        }
+        echoed
+    });
+    rx.recv_timeout(Duration::from_secs(5)).expect("server bound");
+    let target: SocketAddr = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
+        .parse()
+        .unwrap();
+    let client = in_netns(client_ns, move || {
+        let local: SocketAddr = if target.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().unwrap();
+        let s = UdpSocket::bind(local).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let mut buf = vec![0u8; 65536];
+        for i in 0..count {
+            let mut d = payload(size, i as u8);
+            d[..4].copy_from_slice(&(i as u32).to_be_bytes());
+            let mut ok = false;
+            // A datagram may be retried; the test is that every one gets through, intact.
+            for _ in 0..3 {
+                s.send_to(&d, target).unwrap();
+                if let Ok((n, _)) = s.recv_from(&mut buf) {
+                    if buf[..n] == d[..] {
+                        ok = true;
+                        break;
+                    }
+                }
+            }
+            assert!(ok, "UDP datagram {i} to {target} was not echoed intact");
+        }
+    });
+    client.join().expect("udp client");
+    let echoed = server.join().expect("udp server");
+    assert!(echoed >= count, "server echoed {echoed} of {count}");
+}
+
+/// Sends a limited broadcast from `sender_ns` out of eth0 and returns which of `listeners` got it.
+pub fn broadcast(sender_ns: &str, listeners: &[String], port: u16) -> Vec<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handles: Vec<_> = listeners
+        .iter()
+        .cloned()
+        .map(|ns| {
+            let tx = tx.clone();
+            let name = ns.clone();
+            in_netns(&ns, move || {
+                let s = UdpSocket::bind(("0.0.0.0", port)).expect("bind broadcast listener");
+                s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+                tx.send(()).unwrap();
+                let mut buf = [0u8; 64];
+                match s.recv_from(&mut buf) {
+                    Ok((n, _)) if &buf[..n] == b"weft-broadcast" => Some(name),
+                    _ => None,
+                }
+            })
+        })
+        .collect();
+    for _ in listeners {
+        rx.recv_timeout(Duration::from_secs(5)).expect("listener bound");
+    }
+    in_netns(sender_ns, move || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        s.set_broadcast(true).unwrap();
+        s.bind_device(Some(b"eth0")).unwrap();
+        let to: SocketAddr = format!("255.255.255.255:{port}").parse().unwrap();
+        for _ in 0..3 {
+            s.send_to(b"weft-broadcast", &to.into()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .join()
+    .unwrap();
+    handles.into_iter().filter_map(|h| h.join().unwrap()).collect()
+}
