@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sockets;
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
