@@ -45,9 +45,12 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     weft_model::validate::name("host", &id)?;
     let underlay: IpAddr = resolve_underlay(cfg.underlay.as_deref()).await?;
     let dp = KernelDatapath::new(underlay, cfg.vxlan_port).await?;
-    dp.probe().await.context("this kernel cannot run weft's VXLAN datapath")?;
+    dp.probe()
+        .await
+        .context("this kernel cannot run weft's VXLAN datapath")?;
     let store: Arc<dyn Store> = weft_control::open_store(&cfg.store_url).await?;
-    let reg = Registration::register(store.clone(), &id, underlay, cfg.vxlan_port, cfg.lease_ttl).await?;
+    let reg =
+        Registration::register(store.clone(), &id, underlay, cfg.vxlan_port, cfg.lease_ttl).await?;
     tracing::info!(host = %id, %underlay, store = %cfg.store_url, lease = reg.lease(), "registered");
 
     let mut agent = sync::Syncer::new(id.clone(), store.clone(), Box::new(dp), reg);
@@ -106,8 +109,12 @@ async fn resolve_underlay(given: Option<&str>) -> Result<IpAddr> {
         }
     }
     match given {
-        Some(g) => anyhow::bail!("underlay {g:?} is neither an address nor an interface with an IPv4 address"),
-        None => anyhow::bail!("no interface with an IPv4 address found for the underlay; pass --underlay"),
+        Some(g) => anyhow::bail!(
+            "underlay {g:?} is neither an address nor an interface with an IPv4 address"
+        ),
+        None => anyhow::bail!(
+            "no interface with an IPv4 address found for the underlay; pass --underlay"
+        ),
     }
 }
 

@@ -44,8 +44,15 @@ impl Registration {
             }
             _ => store.grant_lease(ttl).await?,
         };
-        store.put(&keys::host(id), host.encode(), Some(lease)).await?;
-        Ok(Registration { store, host, lease, ttl })
+        store
+            .put(&keys::host(id), host.encode(), Some(lease))
+            .await?;
+        Ok(Registration {
+            store,
+            host,
+            lease,
+            ttl,
+        })
     }
 
     pub fn lease(&self) -> LeaseId {
@@ -70,10 +77,18 @@ impl Registration {
     pub async fn reregister(&mut self, endpoints: &[Endpoint]) -> Result<()> {
         self.lease = self.store.grant_lease(self.ttl).await?;
         self.store
-            .put(&keys::host(&self.host.id), self.host.encode(), Some(self.lease))
+            .put(
+                &keys::host(&self.host.id),
+                self.host.encode(),
+                Some(self.lease),
+            )
             .await?;
         for ep in endpoints {
-            let alloc = Allocation { schema: SCHEMA_VERSION, endpoint: ep.id.clone(), host: ep.host.clone() };
+            let alloc = Allocation {
+                schema: SCHEMA_VERSION,
+                endpoint: ep.id.clone(),
+                host: ep.host.clone(),
+            };
             let mut compares = vec![Compare::Absent(keys::endpoint(&ep.network, &ep.id))];
             let mut ops = vec![Op::Put {
                 key: keys::endpoint(&ep.network, &ep.id),
@@ -83,7 +98,11 @@ impl Registration {
             for a in ep.addresses() {
                 let k = keys::ipam(&ep.network, a.addr());
                 compares.push(Compare::Absent(k.clone()));
-                ops.push(Op::Put { key: k, value: alloc.encode(), lease: Some(self.lease) });
+                ops.push(Op::Put {
+                    key: k,
+                    value: alloc.encode(),
+                    lease: Some(self.lease),
+                });
             }
             let res = self.store.txn(compares, ops).await?;
             if !res.succeeded {
@@ -93,7 +112,11 @@ impl Registration {
                 );
             }
         }
-        tracing::warn!(lease = self.lease, endpoints = endpoints.len(), "re-registered after losing the lease");
+        tracing::warn!(
+            lease = self.lease,
+            endpoints = endpoints.len(),
+            "re-registered after losing the lease"
+        );
         Ok(())
     }
 }

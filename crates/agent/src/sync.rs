@@ -28,7 +28,12 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    pub fn new(id: String, store: Arc<dyn Store>, dp: Box<dyn Datapath>, reg: Registration) -> Syncer {
+    pub fn new(
+        id: String,
+        store: Arc<dyn Store>,
+        dp: Box<dyn Datapath>,
+        reg: Registration,
+    ) -> Syncer {
         Syncer {
             id,
             store,
@@ -108,7 +113,12 @@ impl Syncer {
     async fn converge(&mut self, full: bool) {
         let want = desired(&self.id, &self.state);
 
-        let stale: Vec<String> = self.applied.keys().filter(|n| !want.contains_key(*n)).cloned().collect();
+        let stale: Vec<String> = self
+            .applied
+            .keys()
+            .filter(|n| !want.contains_key(*n))
+            .cloned()
+            .collect();
         let mut remove_vnis: Vec<u32> = stale.iter().map(|n| self.applied[n].vni).collect();
         for n in &stale {
             self.applied.remove(n);
@@ -142,7 +152,10 @@ impl Syncer {
         for (name, d) in &want {
             let incremental = !full
                 && !self.dirty.contains(name)
-                && self.applied.get(name).is_some_and(|a| a.vni == d.vni && a.mtu == d.mtu);
+                && self
+                    .applied
+                    .get(name)
+                    .is_some_and(|a| a.vni == d.vni && a.mtu == d.mtu);
             let res = if incremental {
                 let a = &self.applied[name];
                 let changes = diff_network(&a.fdb, &a.flood, &a.neigh, &d.fdb, &d.flood, &d.neigh);
@@ -189,9 +202,15 @@ impl Syncer {
         if !fresh.hosts.contains_key(&self.id) {
             return;
         }
-        let keep: HashSet<String> = fresh.endpoints_on(&self.id).map(|e| e.host_ifname.clone()).collect();
+        let keep: HashSet<String> = fresh
+            .endpoints_on(&self.id)
+            .map(|e| e.host_ifname.clone())
+            .collect();
         match self.dp.collect_orphans(&keep).await {
-            Ok(gone) if !gone.is_empty() => tracing::info!(?gone, "removed interfaces of endpoints no longer in the store"),
+            Ok(gone) if !gone.is_empty() => tracing::info!(
+                ?gone,
+                "removed interfaces of endpoints no longer in the store"
+            ),
             Ok(_) => {}
             Err(e) => tracing::error!("collecting orphan interfaces: {e:#}"),
         }

@@ -6,7 +6,11 @@ mod output;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "weft", version, about = "Containers on many hosts share named networks: by IP and by name, IPv4 and IPv6, every protocol")]
+#[command(
+    name = "weft",
+    version,
+    about = "Containers on many hosts share named networks: by IP and by name, IPv4 and IPv6, every protocol"
+)]
 pub struct Cli {
     /// Cluster store: `embedded` (a file on this machine), `file:///path.db` or `etcd://host:port[,host:port…]`.
     #[arg(long, global = true, env = "WEFT_STORE", default_value = "embedded")]
@@ -40,7 +44,11 @@ pub enum Command {
 fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| {
-        let default = if matches!(cli.command, Command::Agent(_)) { "info" } else { "warn" };
+        let default = if matches!(cli.command, Command::Agent(_)) {
+            "info"
+        } else {
+            "warn"
+        };
         tracing_subscriber::EnvFilter::new(default)
     });
     tracing_subscriber::fmt()

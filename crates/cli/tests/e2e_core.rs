@@ -15,8 +15,30 @@ const B_CONTAINERS: [(&str, &str); 3] = [("b1", "h1"), ("b2", "h2"), ("b3", "h3"
 
 fn build(store: &str) -> Lab {
     let lab = Lab::up(3, store);
-    lab.ok_on("h1", &["network", "create", A, "--subnet", "10.61.0.0/24", "--subnet", "fd61::/64"]);
-    lab.ok_on("h2", &["network", "create", B, "--subnet", "10.62.0.0/24", "--subnet", "fd62::/64"]);
+    lab.ok_on(
+        "h1",
+        &[
+            "network",
+            "create",
+            A,
+            "--subnet",
+            "10.61.0.0/24",
+            "--subnet",
+            "fd61::/64",
+        ],
+    );
+    lab.ok_on(
+        "h2",
+        &[
+            "network",
+            "create",
+            B,
+            "--subnet",
+            "10.62.0.0/24",
+            "--subnet",
+            "fd62::/64",
+        ],
+    );
     for (c, h) in A_CONTAINERS {
         lab.run(h, c, A);
     }
@@ -42,7 +64,11 @@ fn ping_matrix(lab: &Lab) {
                 }
             }
         }
-        assert!(failures.is_empty(), "ping matrix of {net} has failures:\n{}", failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "ping matrix of {net} has failures:\n{}",
+            failures.join("\n")
+        );
     }
 }
 
@@ -68,34 +94,55 @@ fn isolation(lab: &Lab) {
         assert!(o.status.success(), "{}", out_text(&o));
         let target = lab.ip4(victim, net_to);
         let o = lab.ping(intruder, &target, &["-W", "1"]);
-        assert!(!o.status.success(), "{intruder} reached {victim} on another network:\n{}", out_text(&o));
+        assert!(
+            !o.status.success(),
+            "{intruder} reached {victim} on another network:\n{}",
+            out_text(&o)
+        );
         let o = lab.exec(intruder, &["ip", "addr", "del", fake, "dev", "eth0"]);
         assert!(o.status.success(), "{}", out_text(&o));
     }
 }
 
 fn broadcast_scope(lab: &Lab) {
-    let listeners: Vec<String> = ["a2", "a3", "a4", "b1", "b2", "b3"].iter().map(|c| lab.netns(c)).collect();
+    let listeners: Vec<String> = ["a2", "a3", "a4", "b1", "b2", "b3"]
+        .iter()
+        .map(|c| lab.netns(c))
+        .collect();
     let mut got = broadcast(&lab.netns("a1"), &listeners, 7200);
     got.sort();
     let mut want: Vec<String> = ["a2", "a3", "a4"].iter().map(|c| lab.netns(c)).collect();
     want.sort();
-    assert_eq!(got, want, "broadcast from a1 must reach exactly the other containers of {A}");
+    assert_eq!(
+        got, want,
+        "broadcast from a1 must reach exactly the other containers of {A}"
+    );
 }
 
 fn mtu(lab: &Lab) {
-    let net: serde_json::Value = serde_json::from_str(&lab.ok_on("h1", &["network", "inspect", A])).unwrap();
+    let net: serde_json::Value =
+        serde_json::from_str(&lab.ok_on("h1", &["network", "inspect", A])).unwrap();
     let mtu = net["mtu"].as_u64().unwrap() as usize;
-    assert_eq!(mtu, 1450, "default overlay MTU is the 1500-byte underlay less VXLAN's 50");
+    assert_eq!(
+        mtu, 1450,
+        "default overlay MTU is the 1500-byte underlay less VXLAN's 50"
+    );
     for (ip, header) in [(lab.ip4("a2", A), 28), (lab.ip6("a2", A), 48)] {
         let fits = (mtu - header).to_string();
         let o = lab.ping("a1", &ip, &["-M", "do", "-s", &fits]);
-        assert!(o.status.success(), "a packet of exactly the MTU must pass:\n{}", out_text(&o));
+        assert!(
+            o.status.success(),
+            "a packet of exactly the MTU must pass:\n{}",
+            out_text(&o)
+        );
         let over = (mtu - header + 1).to_string();
         let o = lab.ping("a1", &ip, &["-M", "do", "-s", &over]);
         assert!(!o.status.success(), "one byte over the MTU must fail");
         let text = out_text(&o).to_lowercase();
-        assert!(text.contains("message too long") || text.contains("frag needed"), "over-MTU ping must fail with an error, not silence:\n{text}");
+        assert!(
+            text.contains("message too long") || text.contains("frag needed"),
+            "over-MTU ping must fail with an error, not silence:\n{text}"
+        );
     }
 }
 
@@ -103,12 +150,31 @@ fn mtu(lab: &Lab) {
 fn entries(lab: &Lab, host: &str, vni: u64) -> (Vec<String>, Vec<String>) {
     let ns = lab.netns(host);
     in_netns(&ns, move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let nl = weft_netlink::Netlink::open().unwrap();
-            let vx = nl.link_by_name(&format!("wvx{vni}")).await.unwrap().expect("vxlan device");
-            let fdb = nl.fdb_dump(vx.index).await.unwrap().into_iter().map(|e| e.mac.to_string()).collect();
-            let neigh = nl.neigh_dump(vx.index).await.unwrap().into_iter().map(|n| n.ip.to_string()).collect();
+            let vx = nl
+                .link_by_name(&format!("wvx{vni}"))
+                .await
+                .unwrap()
+                .expect("vxlan device");
+            let fdb = nl
+                .fdb_dump(vx.index)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.mac.to_string())
+                .collect();
+            let neigh = nl
+                .neigh_dump(vx.index)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| n.ip.to_string())
+                .collect();
             (fdb, neigh)
         })
     })
@@ -117,15 +183,20 @@ fn entries(lab: &Lab, host: &str, vni: u64) -> (Vec<String>, Vec<String>) {
 }
 
 fn detach_everywhere(lab: &Lab) {
-    let vni = serde_json::from_str::<serde_json::Value>(&lab.ok_on("h1", &["network", "inspect", A])).unwrap()["vni"]
-        .as_u64()
-        .unwrap();
+    let vni =
+        serde_json::from_str::<serde_json::Value>(&lab.ok_on("h1", &["network", "inspect", A]))
+            .unwrap()["vni"]
+            .as_u64()
+            .unwrap();
     let ep = lab.endpoint("a3", A);
     let mac = ep["mac"].as_str().unwrap().to_string();
     let ip4 = lab.ip4("a3", A);
     for h in ["h1", "h2"] {
         let (fdb, neigh) = entries(lab, h, vni);
-        assert!(fdb.contains(&mac) && neigh.contains(&ip4), "{h} lacks a3's entries before detach: {fdb:?} {neigh:?}");
+        assert!(
+            fdb.contains(&mac) && neigh.contains(&ip4),
+            "{h} lacks a3's entries before detach: {fdb:?} {neigh:?}"
+        );
     }
     let ns = format!("/run/netns/{}", lab.netns("a3"));
     lab.ok_on("h3", &["detach", &ns, A]);
@@ -134,11 +205,18 @@ fn detach_everywhere(lab: &Lab) {
             let (fdb, neigh) = entries(lab, h, vni);
             !fdb.contains(&mac) && !neigh.iter().any(|n| n == &ip4)
         });
-        assert!(gone, "{h} still holds a3's entries after detach: {:?}", entries(lab, h, vni));
+        assert!(
+            gone,
+            "{h} still holds a3's entries after detach: {:?}",
+            entries(lab, h, vni)
+        );
     }
     // h3 has no endpoint of A left: its devices for A are gone too.
     let o = lab.exec("h3", &["ip", "link", "show", &format!("wvx{vni}")]);
-    assert!(!o.status.success(), "h3 kept the vxlan device of {A} after its last endpoint left");
+    assert!(
+        !o.status.success(),
+        "h3 kept the vxlan device of {A} after its last endpoint left"
+    );
 }
 
 /// An agent restarted while pings flow loses none of them, and picks up what changed meanwhile.
@@ -149,7 +227,22 @@ fn agent_restart(lab: &Lab) {
         let to = to.clone();
         std::thread::spawn(move || {
             std::process::Command::new(WEFT)
-                .args(["lab", "exec", "--prefix", &lab_prefix, "a1", "--", "ping", "-i", "0.05", "-c", "80", "-W", "1", &to])
+                .args([
+                    "lab",
+                    "exec",
+                    "--prefix",
+                    &lab_prefix,
+                    "a1",
+                    "--",
+                    "ping",
+                    "-i",
+                    "0.05",
+                    "-c",
+                    "80",
+                    "-W",
+                    "1",
+                    &to,
+                ])
                 .output()
                 .unwrap()
         })
@@ -164,10 +257,16 @@ fn agent_restart(lab: &Lab) {
     assert!(o.status.success(), "{}", out_text(&o));
     let ping = pinger.join().unwrap();
     let text = out_text(&ping);
-    assert!(ping.status.success() && text.contains(" 0% packet loss"), "pings were lost across the agent restart:\n{text}");
+    assert!(
+        ping.status.success() && text.contains(" 0% packet loss"),
+        "pings were lost across the agent restart:\n{text}"
+    );
     let a5 = lab.ip4("a5", A);
     assert!(
-        eventually(Duration::from_secs(5), || lab.ping("a2", &a5, &["-W", "1"]).status.success()),
+        eventually(Duration::from_secs(5), || lab
+            .ping("a2", &a5, &["-W", "1"])
+            .status
+            .success()),
         "the restarted agent on h2 did not pick up a5, attached while it was down"
     );
 }

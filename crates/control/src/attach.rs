@@ -78,10 +78,15 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
             if !(same4 && same6) {
                 bail!(
                     "{} is already attached to {} with {}; detach it first to change addresses",
-                    req.target, net.name, e.ipv4
+                    req.target,
+                    net.name,
+                    e.ipv4
                 );
             }
-            return Ok(AttachOutcome { endpoint: e, created: false });
+            return Ok(AttachOutcome {
+                endpoint: e,
+                created: false,
+            });
         }
         if link.is_none() {
             // A record whose interface is gone (the container was recreated): drop it, attach anew.
@@ -91,7 +96,8 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
     if cnl.link_by_name(&req.ifname).await?.is_some() {
         bail!(
             "{} already has an interface named {}; choose another with --ifname",
-            req.target, req.ifname
+            req.target,
+            req.ifname
         );
     }
 
@@ -121,7 +127,10 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
     allocate_and_record(store, &net, &mut ep, want4, want6, lease).await?;
 
     match plumb(store, &nl, &cnl, &netns, &host, &net, &ep).await {
-        Ok(()) => Ok(AttachOutcome { endpoint: ep, created: true }),
+        Ok(()) => Ok(AttachOutcome {
+            endpoint: ep,
+            created: true,
+        }),
         Err(e) => {
             // Deleting the host end removes the pair wherever the other end is.
             if let Err(ue) = nl.delete_link(&host_ifname).await {
@@ -130,12 +139,18 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
             if let Err(ue) = delete_records(store, &ep).await {
                 tracing::error!("rollback: deleting records of {}: {ue:#}", ep.id);
             }
-            Err(e.context(format!("attaching {} to {}; rolled back", req.target, net.name)))
+            Err(e.context(format!(
+                "attaching {} to {}; rolled back",
+                req.target, net.name
+            )))
         }
     }
 }
 
-fn requested_addresses(net: &Network, ips: &[String]) -> Result<(Option<Ipv4Net>, Option<Ipv6Net>)> {
+fn requested_addresses(
+    net: &Network,
+    ips: &[String],
+) -> Result<(Option<Ipv4Net>, Option<Ipv6Net>)> {
     let mut v4 = None;
     let mut v6 = None;
     for s in ips {
@@ -149,7 +164,10 @@ fn requested_addresses(net: &Network, ips: &[String]) -> Result<(Option<Ipv4Net>
             }
             IpNet::V6(a) => {
                 let Some(s6) = net.subnet6 else {
-                    bail!("network {} has no IPv6 subnet, cannot use --ip {ip}", net.name);
+                    bail!(
+                        "network {} has no IPv6 subnet, cannot use --ip {ip}",
+                        net.name
+                    );
                 };
                 if v6.replace(a).is_some() {
                     bail!("more than one IPv6 --ip given");
@@ -171,18 +189,30 @@ async fn allocate_and_record(
     want6: Option<Ipv6Net>,
     lease: LeaseId,
 ) -> Result<()> {
-    let alloc = Allocation { schema: SCHEMA_VERSION, endpoint: ep.id.clone(), host: ep.host.clone() };
+    let alloc = Allocation {
+        schema: SCHEMA_VERSION,
+        endpoint: ep.id.clone(),
+        host: ep.host.clone(),
+    };
     // Addresses others tried and lost in this loop are skipped on the next round.
     let mut lost: HashSet<IpAddr> = HashSet::new();
     for _ in 0..ALLOC_ATTEMPTS {
         let (kvs, _) = store.list(&keys::ipam_of(&net.name)).await?;
         let prefix = keys::ipam_of(&net.name);
-        let mut taken: HashSet<IpAddr> = kvs.iter().filter_map(|kv| kv.key[prefix.len()..].parse().ok()).collect();
+        let mut taken: HashSet<IpAddr> = kvs
+            .iter()
+            .filter_map(|kv| kv.key[prefix.len()..].parse().ok())
+            .collect();
         taken.extend(lost.iter().copied());
         let a4 = match want4 {
             Some(a) => {
                 if taken.contains(&IpAddr::V4(a.addr())) {
-                    bail!("address {} is already taken in network {}{}", a.addr(), net.name, owner(store, net, IpAddr::V4(a.addr())).await);
+                    bail!(
+                        "address {} is already taken in network {}{}",
+                        a.addr(),
+                        net.name,
+                        owner(store, net, IpAddr::V4(a.addr())).await
+                    );
                 }
                 a
             }
@@ -194,7 +224,12 @@ async fn allocate_and_record(
         let a6 = match (net.subnet6, want6) {
             (_, Some(a)) => {
                 if taken.contains(&IpAddr::V6(a.addr())) {
-                    bail!("address {} is already taken in network {}{}", a.addr(), net.name, owner(store, net, IpAddr::V6(a.addr())).await);
+                    bail!(
+                        "address {} is already taken in network {}{}",
+                        a.addr(),
+                        net.name,
+                        owner(store, net, IpAddr::V6(a.addr())).await
+                    );
                 }
                 Some(a)
             }
@@ -207,17 +242,28 @@ async fn allocate_and_record(
         ep.ipv4 = a4;
         ep.ipv6 = a6;
         let mut compares = vec![Compare::Absent(keys::endpoint(&net.name, &ep.id))];
-        let mut ops = vec![Op::Put { key: keys::endpoint(&net.name, &ep.id), value: ep.encode(), lease: Some(lease) }];
+        let mut ops = vec![Op::Put {
+            key: keys::endpoint(&net.name, &ep.id),
+            value: ep.encode(),
+            lease: Some(lease),
+        }];
         for a in ep.addresses() {
             let k = keys::ipam(&net.name, a.addr());
             compares.push(Compare::Absent(k.clone()));
-            ops.push(Op::Put { key: k, value: alloc.encode(), lease: Some(lease) });
+            ops.push(Op::Put {
+                key: k,
+                value: alloc.encode(),
+                lease: Some(lease),
+            });
         }
         // The network must still exist, unchanged, or the endpoint would be an orphan.
         let (_, net_kv) = read::get::<Network>(store, &keys::network(&net.name))
             .await?
             .ok_or_else(|| anyhow!("network {:?} was removed meanwhile", net.name))?;
-        compares.push(Compare::ModRevision(keys::network(&net.name), net_kv.mod_revision));
+        compares.push(Compare::ModRevision(
+            keys::network(&net.name),
+            net_kv.mod_revision,
+        ));
         if store.txn(compares, ops).await?.succeeded {
             return Ok(());
         }
@@ -233,7 +279,10 @@ async fn allocate_and_record(
             lost.remove(&IpAddr::V6(a.addr()));
         }
     }
-    bail!("could not allocate an address in network {}: too much contention, try again", net.name)
+    bail!(
+        "could not allocate an address in network {}: too much contention, try again",
+        net.name
+    )
 }
 
 async fn owner(store: &dyn Store, net: &Network, addr: IpAddr) -> String {
@@ -245,7 +294,9 @@ async fn owner(store: &dyn Store, net: &Network, addr: IpAddr) -> String {
 
 /// Removes an endpoint's record and its allocations in one transaction.
 pub async fn delete_records(store: &dyn Store, ep: &Endpoint) -> Result<()> {
-    let mut ops = vec![Op::Delete { key: keys::endpoint(&ep.network, &ep.id) }];
+    let mut ops = vec![Op::Delete {
+        key: keys::endpoint(&ep.network, &ep.id),
+    }];
     for a in ep.addresses() {
         let k = keys::ipam(&ep.network, a.addr());
         // Only release addresses this endpoint owns.
@@ -288,12 +339,16 @@ async fn plumb(
     nl.set_master(&ep.host_ifname, bridge.index).await?;
     nl.set_up(&ep.host_ifname).await?;
     nl.move_to_netns(&peer, netns.as_fd()).await?;
-    cnl.set_up("lo").await?;
     cnl.rename(&peer, &ep.ifname).await?;
-    cnl.set_mac(&ep.ifname, weft_netlink::MacAddr(ep.mac.0)).await?;
+    cnl.set_mac(&ep.ifname, weft_netlink::MacAddr(ep.mac.0))
+        .await?;
     cnl.set_mtu(&ep.ifname, net.mtu).await?;
     for a in ep.addresses() {
         cnl.add_address(&ep.ifname, a).await?;
+    }
+    // A test hook to prove rollback from the worst place: everything made, nothing finished.
+    if std::env::var("WEFT_FAILPOINT").is_ok_and(|f| f == "attach-before-up") {
+        bail!("failpoint attach-before-up");
     }
     cnl.set_up(&ep.ifname).await?;
     Ok(())

@@ -8,7 +8,12 @@ use weft_store::Store;
 
 use crate::{attach, hosts, networks};
 
-pub async fn detach(store: &dyn Store, host_id: &str, target: &str, network: &str) -> Result<Endpoint> {
+pub async fn detach(
+    store: &dyn Store,
+    host_id: &str,
+    target: &str,
+    network: &str,
+) -> Result<Endpoint> {
     let net = networks::get(store, network).await?;
     let container = attach::canonical_target(target)?;
     let eps = networks::endpoints(store, network).await?;
@@ -16,7 +21,9 @@ pub async fn detach(store: &dyn Store, host_id: &str, target: &str, network: &st
         .iter()
         .find(|e| e.host == host_id && e.container == container)
         .cloned()
-        .ok_or_else(|| anyhow!("{target} is not attached to network {network} on host {host_id}"))?;
+        .ok_or_else(|| {
+            anyhow!("{target} is not attached to network {network} on host {host_id}")
+        })?;
     let nl = Netlink::open()?;
     // The host end takes the container end with it.
     nl.delete_link(&ep.host_ifname).await?;
@@ -25,7 +32,9 @@ pub async fn detach(store: &dyn Store, host_id: &str, target: &str, network: &st
         if let Ok((host, _)) = hosts::registered(store, host_id).await {
             let dp = KernelDatapath::new(host.underlay, host.vxlan_port).await?;
             match dp.remove(net.vni).await? {
-                Removal::Busy(ports) => bail!("detached, but bridge of {network} still has ports {ports:?}"),
+                Removal::Busy(ports) => {
+                    bail!("detached, but bridge of {network} still has ports {ports:?}")
+                }
                 Removal::Removed | Removal::Absent => {}
             }
         }

@@ -89,8 +89,17 @@ pub async fn status(store: &dyn Store, store_url: &str) -> Result<Status> {
         .map(|(n, _)| {
             let (count, mut hosts) = per_net.remove(n.name.as_str()).unwrap_or_default();
             hosts.sort();
-            NetworkStatus { network: n, endpoints: count, hosts }
+            NetworkStatus {
+                network: n,
+                endpoints: count,
+                hosts,
+            }
         })
         .collect();
-    Ok(Status { store: store_url.to_string(), revision, hosts: host_status, networks })
+    Ok(Status {
+        store: store_url.to_string(),
+        revision,
+        hosts: host_status,
+        networks,
+    })
 }

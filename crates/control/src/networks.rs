@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use ipnet::IpNet;
 use serde::Serialize;
-use weft_model::{keys, validate, Allocation, Endpoint, Network, Record, SCHEMA_VERSION, VXLAN_OVERHEAD_V4, DEFAULT_UNDERLAY_MTU};
+use weft_model::{
+    keys, validate, Allocation, Endpoint, Network, Record, DEFAULT_UNDERLAY_MTU, SCHEMA_VERSION,
+    VXLAN_OVERHEAD_V4,
+};
 use weft_store::{Compare, Op, Store};
 
 use crate::read;
@@ -87,9 +90,21 @@ pub async fn create(store: &dyn Store, spec: &NetworkSpec) -> Result<Network> {
                     Compare::Absent(keys::vni(vni)),
                 ],
                 vec![
-                    Op::Put { key: keys::network(&net.name), value: net.encode(), lease: None },
-                    Op::Put { key: keys::vni(vni), value: net.name.clone().into_bytes(), lease: None },
-                    Op::Put { key: keys::NETWORKS_GUARD.into(), value: net.name.clone().into_bytes(), lease: None },
+                    Op::Put {
+                        key: keys::network(&net.name),
+                        value: net.encode(),
+                        lease: None,
+                    },
+                    Op::Put {
+                        key: keys::vni(vni),
+                        value: net.name.clone().into_bytes(),
+                        lease: None,
+                    },
+                    Op::Put {
+                        key: keys::NETWORKS_GUARD.into(),
+                        value: net.name.clone().into_bytes(),
+                        lease: None,
+                    },
                 ],
             )
             .await?;
@@ -97,7 +112,10 @@ pub async fn create(store: &dyn Store, spec: &NetworkSpec) -> Result<Network> {
             return Ok(net);
         }
     }
-    bail!("network {:?}: too much concurrent change in the store, try again", spec.name)
+    bail!(
+        "network {:?}: too much concurrent change in the store, try again",
+        spec.name
+    )
 }
 
 pub async fn get(store: &dyn Store, name: &str) -> Result<Network> {
@@ -142,7 +160,11 @@ pub async fn inspect(store: &dyn Store, name: &str) -> Result<NetworkDetail> {
         .into_iter()
         .map(|(a, kv)| (kv.key[prefix.len()..].to_string(), a))
         .collect();
-    Ok(NetworkDetail { network, endpoints, allocations })
+    Ok(NetworkDetail {
+        network,
+        endpoints,
+        allocations,
+    })
 }
 
 /// Removes a network. With endpoints present it refuses unless `force`, in which case their records
@@ -166,14 +188,29 @@ pub async fn remove(store: &dyn Store, name: &str, force: bool) -> Result<usize>
     let (ep_kvs, _) = store.list(&keys::endpoints_of(name)).await?;
     let (ipam_kvs, _) = store.list(&keys::ipam_of(name)).await?;
     let mut ops: Vec<Op> = vec![
-        Op::Delete { key: keys::network(name) },
-        Op::Delete { key: keys::vni(net.vni) },
-        Op::Put { key: keys::NETWORKS_GUARD.into(), value: name.as_bytes().to_vec(), lease: None },
+        Op::Delete {
+            key: keys::network(name),
+        },
+        Op::Delete {
+            key: keys::vni(net.vni),
+        },
+        Op::Put {
+            key: keys::NETWORKS_GUARD.into(),
+            value: name.as_bytes().to_vec(),
+            lease: None,
+        },
     ];
-    ops.extend(ep_kvs.iter().map(|kv| Op::Delete { key: kv.key.clone() }));
-    ops.extend(ipam_kvs.iter().map(|kv| Op::Delete { key: kv.key.clone() }));
+    ops.extend(ep_kvs.iter().map(|kv| Op::Delete {
+        key: kv.key.clone(),
+    }));
+    ops.extend(ipam_kvs.iter().map(|kv| Op::Delete {
+        key: kv.key.clone(),
+    }));
     let res = store
-        .txn(vec![Compare::ModRevision(keys::network(name), kv.mod_revision)], ops)
+        .txn(
+            vec![Compare::ModRevision(keys::network(name), kv.mod_revision)],
+            ops,
+        )
         .await?;
     if !res.succeeded {
         bail!("network {name:?} changed while removing it; try again");

@@ -12,7 +12,10 @@ pub async fn get<T: Record>(store: &dyn Store, key: &str) -> Result<Option<(T, K
 }
 
 /// Every record under a prefix, and the revision the list was read at.
-pub async fn list<T: Record>(store: &dyn Store, prefix: &str) -> Result<(Vec<(T, KeyValue)>, Revision)> {
+pub async fn list<T: Record>(
+    store: &dyn Store,
+    prefix: &str,
+) -> Result<(Vec<(T, KeyValue)>, Revision)> {
     let (kvs, rev) = store.list(prefix).await?;
     let mut out = Vec::with_capacity(kvs.len());
     for kv in kvs {

@@ -58,7 +58,10 @@ impl std::fmt::Display for StoreUrl {
         match self {
             StoreUrl::Embedded(p) => write!(f, "file://{}", p.display()),
             StoreUrl::Etcd(eps) => {
-                let hosts: Vec<&str> = eps.iter().map(|e| e.trim_start_matches("http://")).collect();
+                let hosts: Vec<&str> = eps
+                    .iter()
+                    .map(|e| e.trim_start_matches("http://"))
+                    .collect();
                 write!(f, "etcd://{}", hosts.join(","))
             }
         }
@@ -94,13 +97,21 @@ mod tests {
             StoreUrl::parse("file:///tmp/x.db").unwrap(),
             StoreUrl::Embedded("/tmp/x.db".into())
         );
-        assert_eq!(StoreUrl::parse("/tmp/y.db").unwrap(), StoreUrl::Embedded("/tmp/y.db".into()));
         assert_eq!(
-            StoreUrl::parse("etcd://192.0.2.1:2379,192.0.2.2:2379").unwrap(),
-            StoreUrl::Etcd(vec!["http://192.0.2.1:2379".into(), "http://192.0.2.2:2379".into()])
+            StoreUrl::parse("/tmp/y.db").unwrap(),
+            StoreUrl::Embedded("/tmp/y.db".into())
         );
         assert_eq!(
-            StoreUrl::parse("etcd://192.0.2.1:2379").unwrap().to_string(),
+            StoreUrl::parse("etcd://192.0.2.1:2379,192.0.2.2:2379").unwrap(),
+            StoreUrl::Etcd(vec![
+                "http://192.0.2.1:2379".into(),
+                "http://192.0.2.2:2379".into()
+            ])
+        );
+        assert_eq!(
+            StoreUrl::parse("etcd://192.0.2.1:2379")
+                .unwrap()
+                .to_string(),
             "etcd://192.0.2.1:2379"
         );
         assert!(StoreUrl::parse("etcd://").is_err());

@@ -21,7 +21,11 @@ pub struct KernelDatapath {
 
 impl KernelDatapath {
     pub async fn new(underlay: IpAddr, port: u16) -> Result<KernelDatapath> {
-        Ok(KernelDatapath { nl: Netlink::open()?, underlay, port })
+        Ok(KernelDatapath {
+            nl: Netlink::open()?,
+            underlay,
+            port,
+        })
     }
 
     /// Fails with a clear error when the kernel lacks what this datapath needs, by creating (and
@@ -30,7 +34,11 @@ impl KernelDatapath {
         let br = "wbrprobe";
         let vx = "wvxprobe";
         let result = async {
-            let b = self.nl.ensure_bridge(br, 1500).await.context("Linux bridge support")?;
+            let b = self
+                .nl
+                .ensure_bridge(br, 1500)
+                .await
+                .context("Linux bridge support")?;
             self.nl
                 .ensure_vxlan(&VxlanSpec {
                     name: vx.into(),
@@ -55,7 +63,13 @@ impl KernelDatapath {
             .link_by_name(&net.vxlan)
             .await?
             .map(|l| l.index)
-            .ok_or_else(|| anyhow!("vxlan device {} of network {} is missing", net.vxlan, net.network))
+            .ok_or_else(|| {
+                anyhow!(
+                    "vxlan device {} of network {} is missing",
+                    net.vxlan,
+                    net.network
+                )
+            })
     }
 
     /// The entries the kernel holds on a network's VXLAN device that weft manages: unicast and
@@ -71,7 +85,10 @@ impl KernelDatapath {
             if e.mac.is_zero() {
                 flood.insert(dst);
             } else {
-                fdb.insert(FdbEntry { mac: Mac(e.mac.octets()), dst });
+                fdb.insert(FdbEntry {
+                    mac: Mac(e.mac.octets()),
+                    dst,
+                });
             }
         }
         let neigh = self
@@ -80,7 +97,10 @@ impl KernelDatapath {
             .await?
             .into_iter()
             .filter(|n| n.permanent)
-            .map(|n| NeighEntry { ip: n.ip, mac: Mac(n.mac.octets()) })
+            .map(|n| NeighEntry {
+                ip: n.ip,
+                mac: Mac(n.mac.octets()),
+            })
             .collect();
         Ok((fdb, flood, neigh))
     }
@@ -118,7 +138,9 @@ impl Datapath for KernelDatapath {
             .list_links()
             .await?
             .iter()
-            .filter(|l| l.name.starts_with(names::BRIDGE_PREFIX) || l.name.starts_with(names::VXLAN_PREFIX))
+            .filter(|l| {
+                l.name.starts_with(names::BRIDGE_PREFIX) || l.name.starts_with(names::VXLAN_PREFIX)
+            })
             .filter_map(|l| names::vni_of(&l.name))
             .collect();
         vnis.sort();
@@ -171,7 +193,11 @@ impl Datapath for KernelDatapath {
         }
         let a = self.nl.delete_link(&vx_name).await?;
         let b = self.nl.delete_link(&br_name).await?;
-        Ok(if a || b { Removal::Removed } else { Removal::Absent })
+        Ok(if a || b {
+            Removal::Removed
+        } else {
+            Removal::Absent
+        })
     }
 
     async fn collect_orphans(&self, keep: &HashSet<String>) -> Result<Vec<String>> {
@@ -184,7 +210,10 @@ impl Datapath for KernelDatapath {
         let mut gone = Vec::new();
         for l in &links {
             let on_weft_bridge = l.master.is_some_and(|m| bridges.contains(&m));
-            if l.name.starts_with(names::VETH_HOST_PREFIX) && on_weft_bridge && !keep.contains(&l.name) {
+            if l.name.starts_with(names::VETH_HOST_PREFIX)
+                && on_weft_bridge
+                && !keep.contains(&l.name)
+            {
                 self.nl.delete_link(&l.name).await?;
                 gone.push(l.name.clone());
             }

@@ -14,7 +14,11 @@ pub enum IpamError {
     #[error("address {addr} is reserved in {subnet} (network, broadcast or gateway address)")]
     Reserved { addr: IpAddr, subnet: IpNet },
     #[error("address {addr}/{given} must use the subnet's prefix length /{expected}")]
-    PrefixMismatch { addr: IpAddr, given: u8, expected: u8 },
+    PrefixMismatch {
+        addr: IpAddr,
+        given: u8,
+        expected: u8,
+    },
     #[error("subnet {0} has no free address left")]
     Exhausted(IpNet),
 }
@@ -33,9 +37,7 @@ pub fn gateway6(subnet: Ipv6Net) -> Ipv6Addr {
 /// subnet-router anycast address (all zero host bits) and the gateway.
 pub fn is_reserved(subnet: IpNet, addr: IpAddr) -> bool {
     match (subnet, addr) {
-        (IpNet::V4(s), IpAddr::V4(a)) => {
-            a == s.network() || a == s.broadcast() || a == gateway4(s)
-        }
+        (IpNet::V4(s), IpAddr::V4(a)) => a == s.network() || a == s.broadcast() || a == gateway4(s),
         (IpNet::V6(s), IpAddr::V6(a)) => a == s.network() || a == gateway6(s),
         _ => true,
     }
@@ -156,18 +158,42 @@ mod tests {
     fn static_checks() {
         let s = n("10.0.0.0/24");
         assert_eq!(check_static(s, n("10.0.0.9/24")).unwrap(), a("10.0.0.9"));
-        assert!(matches!(check_static(s, n("10.0.1.9/24")), Err(IpamError::OutsideSubnet { .. })));
-        assert!(matches!(check_static(s, n("10.0.0.1/24")), Err(IpamError::Reserved { .. })));
-        assert!(matches!(check_static(s, n("10.0.0.255/24")), Err(IpamError::Reserved { .. })));
-        assert!(matches!(check_static(s, n("10.0.0.9/16")), Err(IpamError::PrefixMismatch { .. })));
-        assert!(matches!(check_static(s, n("fd00::9/64")), Err(IpamError::OutsideSubnet { .. })));
+        assert!(matches!(
+            check_static(s, n("10.0.1.9/24")),
+            Err(IpamError::OutsideSubnet { .. })
+        ));
+        assert!(matches!(
+            check_static(s, n("10.0.0.1/24")),
+            Err(IpamError::Reserved { .. })
+        ));
+        assert!(matches!(
+            check_static(s, n("10.0.0.255/24")),
+            Err(IpamError::Reserved { .. })
+        ));
+        assert!(matches!(
+            check_static(s, n("10.0.0.9/16")),
+            Err(IpamError::PrefixMismatch { .. })
+        ));
+        assert!(matches!(
+            check_static(s, n("fd00::9/64")),
+            Err(IpamError::OutsideSubnet { .. })
+        ));
         let e = check_static(s, n("10.0.1.9/24")).unwrap_err().to_string();
-        assert_eq!(e, "address 10.0.1.9 is outside the network's subnet 10.0.0.0/24");
+        assert_eq!(
+            e,
+            "address 10.0.1.9 is outside the network's subnet 10.0.0.0/24"
+        );
     }
 
     #[test]
     fn gateways() {
-        assert_eq!(gateway4("10.9.0.0/16".parse().unwrap()), "10.9.0.1".parse::<Ipv4Addr>().unwrap());
-        assert_eq!(gateway6("fd00:1::/64".parse().unwrap()), "fd00:1::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            gateway4("10.9.0.0/16".parse().unwrap()),
+            "10.9.0.1".parse::<Ipv4Addr>().unwrap()
+        );
+        assert_eq!(
+            gateway6("fd00:1::/64".parse().unwrap()),
+            "fd00:1::1".parse::<Ipv6Addr>().unwrap()
+        );
     }
 }

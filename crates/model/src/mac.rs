@@ -43,12 +43,16 @@ impl FromStr for Mac {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split([':', '-']).collect();
         if parts.len() != 6 {
-            return Err(format!("invalid MAC address {s:?}: expected 6 hex octets like 02:42:ac:11:00:02"));
+            return Err(format!(
+                "invalid MAC address {s:?}: expected 6 hex octets like 02:42:ac:11:00:02"
+            ));
         }
         let mut out = [0u8; 6];
         for (i, p) in parts.iter().enumerate() {
             if p.len() != 2 {
-                return Err(format!("invalid MAC address {s:?}: octet {p:?} is not two hex digits"));
+                return Err(format!(
+                    "invalid MAC address {s:?}: octet {p:?} is not two hex digits"
+                ));
             }
             out[i] = u8::from_str_radix(p, 16)
                 .map_err(|_| format!("invalid MAC address {s:?}: octet {p:?} is not hex"))?;
@@ -82,6 +86,9 @@ mod tests {
         assert!("02:42:ac:11:00".parse::<Mac>().is_err());
         assert!("02:42:ac:11:00:zz".parse::<Mac>().is_err());
         assert!(!"01:00:5e:00:00:01".parse::<Mac>().unwrap().is_unicast());
-        assert_eq!(Mac::local_from([1, 2, 3, 4, 5]).to_string(), "02:01:02:03:04:05");
+        assert_eq!(
+            Mac::local_from([1, 2, 3, 4, 5]).to_string(),
+            "02:01:02:03:04:05"
+        );
     }
 }

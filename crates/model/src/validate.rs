@@ -62,8 +62,16 @@ pub fn subnets(args: &[String]) -> Result<(Ipv4Net, Option<Ipv6Net>), ModelError
         match net {
             IpNet::V4(n) if v4.is_none() => v4 = Some(n),
             IpNet::V6(n) if v6.is_none() => v6 = Some(n),
-            IpNet::V4(_) => return Err(ModelError::Invalid("more than one IPv4 --subnet given".into())),
-            IpNet::V6(_) => return Err(ModelError::Invalid("more than one IPv6 --subnet given".into())),
+            IpNet::V4(_) => {
+                return Err(ModelError::Invalid(
+                    "more than one IPv4 --subnet given".into(),
+                ))
+            }
+            IpNet::V6(_) => {
+                return Err(ModelError::Invalid(
+                    "more than one IPv6 --subnet given".into(),
+                ))
+            }
         }
     }
     let v4 = v4.ok_or_else(|| ModelError::Invalid("a network needs an IPv4 --subnet".into()))?;
@@ -74,7 +82,9 @@ pub fn vni(v: u32) -> Result<(), ModelError> {
     if (1..=0xFF_FFFF).contains(&v) {
         Ok(())
     } else {
-        Err(ModelError::Invalid(format!("invalid VNI {v}: must be 1..16777215")))
+        Err(ModelError::Invalid(format!(
+            "invalid VNI {v}: must be 1..16777215"
+        )))
     }
 }
 
@@ -85,7 +95,11 @@ pub fn mtu(m: u32, has_v6: bool) -> Result<(), ModelError> {
     } else {
         Err(ModelError::Invalid(format!(
             "invalid MTU {m}: must be {min}..9000{}",
-            if has_v6 { " (IPv6 needs at least 1280)" } else { "" }
+            if has_v6 {
+                " (IPv6 needs at least 1280)"
+            } else {
+                ""
+            }
         )))
     }
 }
@@ -119,7 +133,10 @@ mod tests {
         let e = parse_cidr("10.0.0.0/33").unwrap_err().to_string();
         assert!(e.contains("invalid CIDR \"10.0.0.0/33\""), "{e}");
         assert!(parse_cidr("banana").is_err());
-        assert!(subnet("10.0.0.1/24".parse().unwrap()).unwrap_err().to_string().contains("10.0.0.0/24"));
+        assert!(subnet("10.0.0.1/24".parse().unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("10.0.0.0/24"));
         assert!(subnet("10.0.0.0/30".parse().unwrap()).is_err());
         assert!(subnet("fd00::/64".parse().unwrap()).is_ok());
     }

@@ -135,13 +135,24 @@ pub(crate) mod tests {
 
     pub fn cluster() -> ClusterState {
         let mut s = ClusterState::default();
-        for (id, ip) in [("h1", "192.0.2.1"), ("h2", "192.0.2.2"), ("h3", "192.0.2.3")] {
-            s.apply(&keys::host(id), Some(&host(id, ip).encode())).unwrap();
+        for (id, ip) in [
+            ("h1", "192.0.2.1"),
+            ("h2", "192.0.2.2"),
+            ("h3", "192.0.2.3"),
+        ] {
+            s.apply(&keys::host(id), Some(&host(id, ip).encode()))
+                .unwrap();
         }
-        s.apply(&keys::network("a"), Some(&network("a", 10, "10.0.0.0/24").encode()))
-            .unwrap();
-        s.apply(&keys::network("b"), Some(&network("b", 11, "10.1.0.0/24").encode()))
-            .unwrap();
+        s.apply(
+            &keys::network("a"),
+            Some(&network("a", 10, "10.0.0.0/24").encode()),
+        )
+        .unwrap();
+        s.apply(
+            &keys::network("b"),
+            Some(&network("b", 11, "10.1.0.0/24").encode()),
+        )
+        .unwrap();
         for (net, id, h, last) in [
             ("a", "e1", "h1", 2),
             ("a", "e2", "h2", 3),
@@ -149,8 +160,11 @@ pub(crate) mod tests {
             ("a", "e4", "h3", 5),
             ("b", "f1", "h2", 2),
         ] {
-            s.apply(&keys::endpoint(net, id), Some(&endpoint(net, id, h, last).encode()))
-                .unwrap();
+            s.apply(
+                &keys::endpoint(net, id),
+                Some(&endpoint(net, id, h, last).encode()),
+            )
+            .unwrap();
         }
         s
     }

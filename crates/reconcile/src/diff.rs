@@ -71,8 +71,8 @@ pub fn diff_network(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::tests::cluster;
     use crate::desired;
+    use crate::desired::tests::cluster;
     use weft_model::{keys, Mac};
 
     #[test]
@@ -86,7 +86,14 @@ mod tests {
     fn from_nothing_adds_everything() {
         let d = &desired("h1", &cluster())["a"];
         let e = BTreeSet::new();
-        let c = diff_network(&e, &BTreeSet::new(), &BTreeSet::new(), &d.fdb, &d.flood, &d.neigh);
+        let c = diff_network(
+            &e,
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+            &d.fdb,
+            &d.flood,
+            &d.neigh,
+        );
         assert_eq!(c.fdb_add.len(), 3);
         assert_eq!(c.flood_add.len(), 2);
         assert_eq!(c.neigh_add.len(), 6);
@@ -99,7 +106,14 @@ mod tests {
         let before = desired("h1", &s)["a"].clone();
         s.apply(&keys::endpoint("a", "e4"), None).unwrap();
         let after = &desired("h1", &s)["a"];
-        let c = diff_network(&before.fdb, &before.flood, &before.neigh, &after.fdb, &after.flood, &after.neigh);
+        let c = diff_network(
+            &before.fdb,
+            &before.flood,
+            &before.neigh,
+            &after.fdb,
+            &after.flood,
+            &after.neigh,
+        );
         assert_eq!(c.fdb_del.len(), 1);
         assert_eq!(c.neigh_del.len(), 2);
         // h3 still has e3: its flood entry stays.
@@ -113,8 +127,14 @@ mod tests {
         let mut have_neigh = d.neigh.clone();
         let first = *have_neigh.iter().next().unwrap();
         have_neigh.remove(&first);
-        have_neigh.insert(NeighEntry { ip: first.ip, mac: Mac([2, 9, 9, 9, 9, 9]) });
-        let stale = NeighEntry { ip: "10.0.0.200".parse().unwrap(), mac: Mac([2, 1, 1, 1, 1, 1]) };
+        have_neigh.insert(NeighEntry {
+            ip: first.ip,
+            mac: Mac([2, 9, 9, 9, 9, 9]),
+        });
+        let stale = NeighEntry {
+            ip: "10.0.0.200".parse().unwrap(),
+            mac: Mac([2, 1, 1, 1, 1, 1]),
+        };
         have_neigh.insert(stale);
         let c = diff_network(&d.fdb, &d.flood, &have_neigh, &d.fdb, &d.flood, &d.neigh);
         assert_eq!(c.neigh_del, vec![stale]);

@@ -7,6 +7,6 @@ pub mod diff;
 pub mod names;
 pub mod state;
 
-pub use desired::{desired, FdbEntry, NetDesired, NeighEntry};
+pub use desired::{desired, FdbEntry, NeighEntry, NetDesired};
 pub use diff::{diff_network, NetChanges};
 pub use state::ClusterState;

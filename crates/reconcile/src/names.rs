@@ -14,11 +14,17 @@ pub fn vxlan(vni: u32) -> String {
 /// Host end of an endpoint's veth pair (endpoint ids are hex; 8 of them keep names unique enough,
 /// and attach checks for a clash).
 pub fn veth_host(endpoint_id: &str) -> String {
-    format!("{VETH_HOST_PREFIX}{}", &endpoint_id[..endpoint_id.len().min(8)])
+    format!(
+        "{VETH_HOST_PREFIX}{}",
+        &endpoint_id[..endpoint_id.len().min(8)]
+    )
 }
 /// Temporary name of the container end before it is moved and renamed.
 pub fn veth_peer(endpoint_id: &str) -> String {
-    format!("{VETH_PEER_PREFIX}{}", &endpoint_id[..endpoint_id.len().min(8)])
+    format!(
+        "{VETH_PEER_PREFIX}{}",
+        &endpoint_id[..endpoint_id.len().min(8)]
+    )
 }
 /// The VNI a weft bridge or vxlan name stands for.
 pub fn vni_of(ifname: &str) -> Option<u32> {

@@ -18,7 +18,8 @@ impl ClusterState {
         match keys::parse(key) {
             keys::Key::Network(name) => match value {
                 Some(v) => {
-                    self.networks.insert(name.to_string(), Network::decode(key, v)?);
+                    self.networks
+                        .insert(name.to_string(), Network::decode(key, v)?);
                 }
                 None => {
                     self.networks.remove(name);

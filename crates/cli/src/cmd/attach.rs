@@ -46,8 +46,15 @@ pub async fn run(store_url: &str, a: Args) -> Result<i32> {
     } else {
         let e = &out.endpoint;
         let v6 = e.ipv6.map(|a| format!(" {a}")).unwrap_or_default();
-        let verb = if out.created { "attached" } else { "already attached" };
-        println!("{verb} {} to {} as {} {} {}{v6}", e.container, e.network, e.ifname, e.mac, e.ipv4);
+        let verb = if out.created {
+            "attached"
+        } else {
+            "already attached"
+        };
+        println!(
+            "{verb} {} to {} as {} {} {}{v6}",
+            e.container, e.network, e.ifname, e.mac, e.ipv4
+        );
     }
     Ok(0)
 }

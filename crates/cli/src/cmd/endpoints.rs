@@ -49,6 +49,18 @@ pub async fn run(store_url: &str, args: Args) -> Result<i32> {
             ]
         })
         .collect();
-    output::table(&["NETWORK", "NAME", "HOST", "CONTAINER", "IF", "MAC", "IPV4", "IPV6"], &rows);
+    output::table(
+        &[
+            "NETWORK",
+            "NAME",
+            "HOST",
+            "CONTAINER",
+            "IF",
+            "MAC",
+            "IPV4",
+            "IPV6",
+        ],
+        &rows,
+    );
     Ok(0)
 }

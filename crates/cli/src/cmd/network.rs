@@ -39,16 +39,31 @@ pub enum NetworkCmd {
 
 pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
     match cmd {
-        NetworkCmd::Create { name, subnets, vni, mtu, json } => {
+        NetworkCmd::Create {
+            name,
+            subnets,
+            vni,
+            mtu,
+            json,
+        } => {
             super::require_root("weft network create")?;
             let store = weft_control::open_store(store_url).await?;
-            let spec = NetworkSpec { name, subnets, vni, mtu, ..Default::default() };
+            let spec = NetworkSpec {
+                name,
+                subnets,
+                vni,
+                mtu,
+                ..Default::default()
+            };
             let n = networks::create(store.as_ref(), &spec).await?;
             if json {
                 output::json(&n)?;
             } else {
                 let v6 = n.subnet6.map(|s| format!(" {s}")).unwrap_or_default();
-                println!("created network {} (vni {}, {}{v6}, mtu {})", n.name, n.vni, n.subnet4, n.mtu);
+                println!(
+                    "created network {} (vni {}, {}{v6}, mtu {})",
+                    n.name, n.vni, n.subnet4, n.mtu
+                );
             }
         }
         NetworkCmd::Ls { json } => {
@@ -65,14 +80,20 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
                             n.network.name.clone(),
                             n.network.vni.to_string(),
                             n.network.subnet4.to_string(),
-                            n.network.subnet6.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                            n.network
+                                .subnet6
+                                .map(|s| s.to_string())
+                                .unwrap_or_else(|| "-".into()),
                             n.network.mtu.to_string(),
                             n.endpoints.to_string(),
                             n.hosts.join(","),
                         ]
                     })
                     .collect();
-                output::table(&["NAME", "VNI", "IPV4", "IPV6", "MTU", "ENDPOINTS", "HOSTS"], &rows);
+                output::table(
+                    &["NAME", "VNI", "IPV4", "IPV6", "MTU", "ENDPOINTS", "HOSTS"],
+                    &rows,
+                );
             }
         }
         NetworkCmd::Inspect { name } => {

@@ -25,13 +25,25 @@ pub async fn run(store_url: &str, args: Args) -> Result<i32> {
                 h.host.id.clone(),
                 h.host.underlay.to_string(),
                 h.state.to_string(),
-                h.lease_ttl_s.map(|t| format!("{t:.0}s")).unwrap_or_else(|| "-".into()),
+                h.lease_ttl_s
+                    .map(|t| format!("{t:.0}s"))
+                    .unwrap_or_else(|| "-".into()),
                 h.endpoints.to_string(),
                 h.host.capabilities.join(","),
             ]
         })
         .collect();
-    output::table(&["HOST", "UNDERLAY", "STATE", "LEASE", "ENDPOINTS", "DATAPATHS"], &rows);
+    output::table(
+        &[
+            "HOST",
+            "UNDERLAY",
+            "STATE",
+            "LEASE",
+            "ENDPOINTS",
+            "DATAPATHS",
+        ],
+        &rows,
+    );
     println!();
     let rows: Vec<Vec<String>> = s
         .networks

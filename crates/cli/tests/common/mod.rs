@@ -24,7 +24,10 @@ pub fn out_text(o: &Output) -> String {
 }
 
 pub fn weft(args: &[&str]) -> Output {
-    Command::new(WEFT).args(args).output().expect("running weft")
+    Command::new(WEFT)
+        .args(args)
+        .output()
+        .expect("running weft")
 }
 
 impl Lab {
@@ -60,13 +63,21 @@ impl Lab {
 
     pub fn ok_on(&self, host: &str, args: &[&str]) -> String {
         let o = self.weft_on(host, args);
-        assert!(o.status.success(), "weft {args:?} on {host} failed:\n{}", out_text(&o));
+        assert!(
+            o.status.success(),
+            "weft {args:?} on {host} failed:\n{}",
+            out_text(&o)
+        );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     pub fn run(&self, host: &str, name: &str, network: &str) {
         let o = self.lab(&["run", host, name, "--network", network]);
-        assert!(o.status.success(), "lab run {name} on {host} failed:\n{}", out_text(&o));
+        assert!(
+            o.status.success(),
+            "lab run {name} on {host} failed:\n{}",
+            out_text(&o)
+        );
     }
 
     pub fn netns(&self, name: &str) -> String {

@@ -6,7 +6,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Runs `f` on a new thread inside the named network namespace (sockets keep it).
-pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+pub fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> JoinHandle<T> {
     let path = format!("/run/netns/{ns}");
     std::thread::spawn(move || {
         let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
@@ -16,14 +19,20 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
 }
 
 fn payload(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// A TCP echo of `len` bytes from the client's namespace to a server at `ip:port` in the server's.
 pub fn tcp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, len: usize) {
-    let bind: SocketAddr = if ip.contains(':') { format!("[::]:{port}") } else { format!("0.0.0.0:{port}") }
-        .parse()
-        .unwrap();
+    let bind: SocketAddr = if ip.contains(':') {
+        format!("[::]:{port}")
+    } else {
+        format!("0.0.0.0:{port}")
+    }
+    .parse()
+    .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let server = in_netns(server_ns, move || {
         let l = TcpListener::bind(bind).expect("tcp bind");
@@ -35,19 +44,30 @@ pub fn tcp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, len: usiz
         s.write_all(&buf).expect("server write");
         buf.len()
     });
-    rx.recv_timeout(Duration::from_secs(5)).expect("server listening");
-    let target: SocketAddr = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
-        .parse()
-        .unwrap();
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("server listening");
+    let target: SocketAddr = if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+    .parse()
+    .unwrap();
     let data = payload(len, port as u8);
     let client = in_netns(client_ns, move || {
-        let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(5)).expect("tcp connect");
+        let mut s =
+            TcpStream::connect_timeout(&target, Duration::from_secs(5)).expect("tcp connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(&data).expect("client write");
         s.shutdown(std::net::Shutdown::Write).unwrap();
         let mut back = Vec::new();
         s.read_to_end(&mut back).expect("client read");
-        assert!(back == data, "TCP payload to {target} came back different ({} of {} bytes)", back.len(), data.len());
+        assert!(
+            back == data,
+            "TCP payload to {target} came back different ({} of {} bytes)",
+            back.len(),
+            data.len()
+        );
     });
     client.join().expect("client");
     assert_eq!(server.join().expect("server"), len);
@@ -55,9 +75,13 @@ pub fn tcp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, len: usiz
 
 /// `count` UDP datagrams of `size` bytes, each echoed back; all must return.
 pub fn udp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, count: usize, size: usize) {
-    let bind: SocketAddr = if ip.contains(':') { format!("[::]:{port}") } else { format!("0.0.0.0:{port}") }
-        .parse()
-        .unwrap();
+    let bind: SocketAddr = if ip.contains(':') {
+        format!("[::]:{port}")
+    } else {
+        format!("0.0.0.0:{port}")
+    }
+    .parse()
+    .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let server = in_netns(server_ns, move || {
         let s = UdpSocket::bind(bind).expect("udp bind");
@@ -71,14 +95,26 @@ pub fn udp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, count: us
         }
         echoed
     });
-    rx.recv_timeout(Duration::from_secs(5)).expect("server bound");
-    let target: SocketAddr = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("server bound");
+    let target: SocketAddr = if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+    .parse()
+    .unwrap();
+    let client = in_netns(client_ns, move || {
+        let local: SocketAddr = if target.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        }
         .parse()
         .unwrap();
-    let client = in_netns(client_ns, move || {
-        let local: SocketAddr = if target.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().unwrap();
         let s = UdpSocket::bind(local).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut buf = vec![0u8; 65536];
         for i in 0..count {
             let mut d = payload(size, i as u8);
@@ -107,13 +143,13 @@ pub fn broadcast(sender_ns: &str, listeners: &[String], port: u16) -> Vec<String
     let (tx, rx) = std::sync::mpsc::channel();
     let handles: Vec<_> = listeners
         .iter()
-        .cloned()
         .map(|ns| {
             let tx = tx.clone();
             let name = ns.clone();
-            in_netns(&ns, move || {
+            in_netns(ns, move || {
                 let s = UdpSocket::bind(("0.0.0.0", port)).expect("bind broadcast listener");
-                s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(1500)))
+                    .unwrap();
                 tx.send(()).unwrap();
                 let mut buf = [0u8; 64];
                 match s.recv_from(&mut buf) {
@@ -124,7 +160,8 @@ pub fn broadcast(sender_ns: &str, listeners: &[String], port: u16) -> Vec<String
         })
         .collect();
     for _ in listeners {
-        rx.recv_timeout(Duration::from_secs(5)).expect("listener bound");
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("listener bound");
     }
     in_netns(sender_ns, move || {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
@@ -138,5 +175,8 @@ pub fn broadcast(sender_ns: &str, listeners: &[String], port: u16) -> Vec<String
     })
     .join()
     .unwrap();
-    handles.into_iter().filter_map(|h| h.join().unwrap()).collect()
+    handles
+        .into_iter()
+        .filter_map(|h| h.join().unwrap())
+        .collect()
 }
