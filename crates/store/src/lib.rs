@@ -35,7 +35,8 @@ pub enum EventKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventKind,
-    /// For a delete, `value` is empty and `mod_revision` is the revision of the delete.
+    /// For a delete, `value` is empty, `mod_revision` is the revision of the delete,
+    /// `create_revision` is 0 and `lease` is `None` (as etcd reports it).
     pub kv: KeyValue,
 }
 
@@ -99,21 +100,29 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
 
     /// Writes `value` at `key`, optionally under a lease; returns the new revision.
+    /// `LeaseNotFound` if the lease does not exist (any more).
     async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision>;
 
     /// Deletes `key`; returns whether it existed.
     async fn delete(&self, key: &str) -> Result<bool>;
 
-    /// Atomically: if every compare holds, apply every op.
+    /// Atomically: if every compare holds, apply every op. A transaction that writes bumps the
+    /// revision exactly once: every key it puts or deletes gets that one revision. A key may be
+    /// put at most once per transaction and not both put and deleted (etcd rejects that).
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnResult>;
 
     /// All keys under `prefix`, sorted by key, and the store revision they were read at.
     async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision)>;
 
     /// Events for keys under `prefix` with revision >= `from`, in order, without gaps or duplicates.
+    /// `from <= 0` means "from now": only writes after the current revision. All events of one
+    /// revision (one transaction) arrive in the same batch, in the order of the transaction's ops.
+    /// `Compacted` if `from` is older than the history the backend still keeps.
     async fn watch(&self, prefix: &str, from: Revision) -> Result<Watch>;
 
     /// Grants a lease; keys put under it vanish (with delete events) when it expires or is revoked.
+    /// Backends may round the TTL up (etcd counts whole seconds). Putting a key without a lease
+    /// detaches it from the lease it had.
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId>;
 
     /// Refreshes a lease's TTL. `LeaseNotFound` if it already expired.
