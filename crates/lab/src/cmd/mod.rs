@@ -1,0 +1,9 @@
+//! One file per `weft lab` subcommand.
+
+pub mod demo;
+pub mod down;
+pub mod exec;
+pub mod ls;
+pub mod rm;
+pub mod run;
+pub mod up;

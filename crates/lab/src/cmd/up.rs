@@ -1,0 +1,329 @@
+//! `weft lab up`: the underlay, N hosts each running `weft agent`, the store (embedded file, the lab's
+//! own etcd cluster, or an existing one); waits until every agent has registered. Undoes everything
+//! on failure or Ctrl-C.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::etcd;
+use crate::process::{self, Daemon};
+use crate::progress::Progress;
+use crate::state::{self, EtcdEntry, HostEntry, LabState, StoreKind, STATE_VERSION};
+use crate::teardown;
+use crate::topology::{self, Lab, STATE_ROOT};
+use crate::underlay;
+use crate::weft;
+use crate::PrefixArg;
+
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(20);
+pub const ETCD_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Number of hosts (h1…hN).
+    #[arg(long, default_value_t = 3)]
+    pub hosts: u32,
+    /// The lab's store: `embedded` (a file in the lab's state dir), `etcd` (a 3-member etcd cluster
+    /// started in the lab), or the URL of an existing store reachable from the lab's hosts.
+    #[arg(long, default_value = "embedded")]
+    pub store: String,
+    /// Passed on to each agent's --lease-ttl.
+    #[arg(long)]
+    pub lease_ttl: Option<u64>,
+    #[command(flatten)]
+    pub prefix: PrefixArg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    Embedded,
+    Etcd,
+    External(String),
+}
+
+impl StoreChoice {
+    pub fn parse(s: &str) -> Result<StoreChoice> {
+        match s {
+            "embedded" => Ok(StoreChoice::Embedded),
+            "etcd" => Ok(StoreChoice::Etcd),
+            u if u.starts_with("etcd://") || u.starts_with("file:///") => {
+                Ok(StoreChoice::External(u.to_string()))
+            }
+            other => bail!(
+                "invalid --store {other:?}: use embedded, etcd (a cluster started in the lab) or a URL (etcd://host:port,… or file:///path.db)"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub hosts: u32,
+    pub store: StoreChoice,
+    pub lease_ttl: Option<u64>,
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let lab = args.prefix.lab()?;
+    let opts = UpOptions {
+        hosts: args.hosts,
+        store: StoreChoice::parse(&args.store)?,
+        lease_ttl: args.lease_ttl,
+    };
+    let p = Progress::new(lab.prefix.as_str());
+    let st = up(&lab, &opts, &p).await?;
+    p.step(format!(
+        "up: {} hosts on {} (store {}); try `weft lab exec h1 --prefix {} -- weft status`",
+        st.hosts.len(),
+        "192.0.2.0/24",
+        st.store_url,
+        lab.prefix
+    ));
+    Ok(())
+}
+
+/// Builds a lab; on failure or Ctrl-C removes whatever it built.
+pub async fn up(lab: &Lab, opts: &UpOptions, p: &Progress) -> Result<LabState> {
+    topology::check_hosts(opts.hosts)?;
+    let exe = weft::exe()?;
+    if opts.store == StoreChoice::Etcd {
+        etcd::which(etcd::ETCD_BIN).ok_or_else(|| {
+            anyhow!("--store etcd needs etcd (Debian: apt-get install etcd-server etcd-client)")
+        })?;
+    }
+    claim(lab)?;
+    // From here on the prefix is ours: a failure removes everything of it.
+    let guard = teardown::Guard::new(lab);
+    let result = tokio::select! {
+        r = build(lab, opts, &exe, p) => r,
+        _ = tokio::signal::ctrl_c() => Err(teardown::Interrupted.into()),
+    };
+    guard.disarm();
+    match result {
+        Ok(st) => Ok(st),
+        Err(e) => {
+            p.step("failed; removing what was built");
+            let l = lab.clone();
+            Err(
+                tokio::task::spawn_blocking(move || teardown::undo_keeping_logs(&l, e))
+                    .await
+                    .unwrap_or_else(|_| anyhow!("cleanup panicked")),
+            )
+        }
+    }
+}
+
+/// Refuses when anything of the prefix exists; else creates its state dir (atomically, so that two
+/// concurrent `up` of one prefix cannot both proceed).
+fn claim(lab: &Lab) -> Result<()> {
+    let left = teardown::leftovers(lab)?;
+    if !left.is_empty() {
+        bail!(
+            "a lab with prefix {} exists ({}); use it, or remove it with `weft lab down --prefix {}`",
+            lab.prefix,
+            left.join(", "),
+            lab.prefix
+        );
+    }
+    std::fs::create_dir_all(STATE_ROOT).with_context(|| format!("creating {STATE_ROOT}"))?;
+    match std::fs::create_dir(&lab.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "a lab with prefix {} is being created by another command",
+            lab.prefix
+        ),
+        Err(e) => Err(e).with_context(|| format!("creating {}", lab.dir.display())),
+    }
+}
+
+async fn build(
+    lab: &Lab,
+    opts: &UpOptions,
+    exe: &std::path::Path,
+    p: &Progress,
+) -> Result<LabState> {
+    p.step(format!(
+        "underlay: netns {} with bridge {}",
+        lab.ul_ns(),
+        topology::UNDERLAY_BRIDGE
+    ));
+    underlay::create_underlay(lab).await?;
+    let mut hosts = Vec::new();
+    for n in 1..=opts.hosts {
+        let name = topology::host_name(n);
+        let ns = lab.host_ns(n);
+        let addr = topology::host_addr(n);
+        p.step(format!(
+            "host {name}: netns {ns}, {}={addr}/24",
+            topology::UNDERLAY_IFNAME
+        ));
+        underlay::create_node(lab, &ns, &name, addr).await?;
+        hosts.push(HostEntry {
+            name,
+            netns: ns,
+            underlay: addr,
+        });
+    }
+    let (store_kind, store_url, etcd_members) = match &opts.store {
+        StoreChoice::Embedded => (StoreKind::Embedded, lab.embedded_store_url(), vec![]),
+        StoreChoice::External(u) => (StoreKind::External, u.clone(), vec![]),
+        StoreChoice::Etcd => {
+            p.step(format!(
+                "etcd: 3 members in {}…{} ({}…)",
+                lab.etcd_ns(1),
+                lab.etcd_ns(topology::ETCD_MEMBERS),
+                topology::etcd_addr(1)
+            ));
+            etcd::create_members(lab).await?;
+            etcd::wait_healthy(lab, &hosts[0].netns, ETCD_TIMEOUT).await?;
+            p.step("etcd: 3 members healthy");
+            let members = (1..=topology::ETCD_MEMBERS)
+                .map(|i| EtcdEntry {
+                    name: topology::etcd_name(i),
+                    netns: lab.etcd_ns(i),
+                    address: topology::etcd_addr(i),
+                })
+                .collect();
+            (StoreKind::Etcd, topology::etcd_store_url(), members)
+        }
+    };
+    let st = LabState {
+        version: STATE_VERSION,
+        prefix: lab.prefix.to_string(),
+        store_kind,
+        store_url: store_url.clone(),
+        hosts: hosts.clone(),
+        etcd: etcd_members,
+        containers: Default::default(),
+        created_at_ms: now_ms(),
+    };
+    state::save(lab, &st)?;
+    for h in &hosts {
+        let pid = start_agent(lab, exe, h, &store_url, opts.lease_ttl)?;
+        p.step(format!(
+            "agent {}: pid {pid}, log {}",
+            h.name,
+            lab.agent_log(&h.name).display()
+        ));
+    }
+    wait_registered(lab, &st, REGISTER_TIMEOUT).await?;
+    p.step(format!("all {} agents registered", hosts.len()));
+    Ok(st)
+}
+
+/// `weft agent --store URL --underlay ADDR --name hN` inside the host's netns, detached.
+pub fn start_agent(
+    lab: &Lab,
+    exe: &std::path::Path,
+    h: &HostEntry,
+    store_url: &str,
+    lease_ttl: Option<u64>,
+) -> Result<i32> {
+    let mut args = vec![
+        "agent".to_string(),
+        "--store".into(),
+        store_url.to_string(),
+        "--underlay".into(),
+        h.underlay.to_string(),
+        "--name".into(),
+        h.name.clone(),
+    ];
+    if let Some(t) = lease_ttl {
+        args.extend(["--lease-ttl".to_string(), t.to_string()]);
+    }
+    let env = weft::lab_env(store_url, Some(&h.name))?
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    process::spawn_daemon(Daemon {
+        netns: &h.netns,
+        program: exe,
+        args,
+        env,
+        cwd: &lab.dir,
+        log: lab.agent_log(&h.name),
+        pid_file: lab.agent_pid_file(&h.name),
+    })
+}
+
+/// Waits until every host's record is in the store; fails early, naming the log, when an agent exits.
+pub async fn wait_registered(lab: &Lab, st: &LabState, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    let mut last_err = None;
+    loop {
+        for h in &st.hosts {
+            let pid = process::read_pid_file(&lab.agent_pid_file(&h.name));
+            if !pid.is_some_and(process::alive) {
+                let log = lab.agent_log(&h.name);
+                bail!(
+                    "the agent on {} exited; see {} (last lines: {})",
+                    h.name,
+                    log.display(),
+                    process::log_tail(&log, 3)
+                );
+            }
+        }
+        let missing: Vec<&HostEntry> = match weft::registered_hosts(lab, st).await {
+            Ok(reg) => st
+                .hosts
+                .iter()
+                .filter(|h| !reg.iter().any(|r| r.id == h.name || r.name == h.name))
+                .collect(),
+            Err(e) => {
+                last_err = Some(e);
+                st.hosts.iter().collect()
+            }
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            let h = missing[0];
+            let log = lab.agent_log(&h.name);
+            let why = last_err
+                .map(|e| format!("; last store query: {e:#}"))
+                .unwrap_or_default();
+            bail!(
+                "the agent on {} did not register within {} s{why}; see {} (last lines: {})",
+                h.name,
+                timeout.as_secs(),
+                log.display(),
+                process::log_tail(&log, 3)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_choices() {
+        assert_eq!(
+            StoreChoice::parse("embedded").unwrap(),
+            StoreChoice::Embedded
+        );
+        assert_eq!(StoreChoice::parse("etcd").unwrap(), StoreChoice::Etcd);
+        assert_eq!(
+            StoreChoice::parse("etcd://10.0.0.1:2379").unwrap(),
+            StoreChoice::External("etcd://10.0.0.1:2379".into())
+        );
+        assert!(StoreChoice::parse("file:///x.db").is_ok());
+        assert!(StoreChoice::parse("sqlite").is_err());
+    }
+}
