@@ -109,7 +109,6 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
             break (id, hn);
         }
     };
-    let mac = mac.unwrap_or_else(|| Mac::local_from(rand::random()));
     let mut ep = Endpoint {
         schema: SCHEMA_VERSION,
         id: id.clone(),
@@ -118,13 +117,13 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
         container,
         ifname: req.ifname.clone(),
         host_ifname: host_ifname.clone(),
-        mac,
+        mac: mac.unwrap_or(Mac::ZERO),
         ipv4: Ipv4Net::new(std::net::Ipv4Addr::UNSPECIFIED, 32).expect("valid"),
         ipv6: None,
         names: req.name.iter().cloned().collect(),
         labels: Default::default(),
     };
-    allocate_and_record(store, &net, &mut ep, want4, want6, lease).await?;
+    allocate_and_record(store, &net, &mut ep, mac, want4, want6, lease).await?;
 
     match plumb(store, &nl, &cnl, &netns, &host, &net, &ep).await {
         Ok(()) => Ok(AttachOutcome {
@@ -185,6 +184,7 @@ async fn allocate_and_record(
     store: &dyn Store,
     net: &Network,
     ep: &mut Endpoint,
+    mac: Option<Mac>,
     want4: Option<Ipv4Net>,
     want6: Option<Ipv6Net>,
     lease: LeaseId,
@@ -241,6 +241,9 @@ async fn allocate_and_record(
         };
         ep.ipv4 = a4;
         ep.ipv6 = a6;
+        // Derived from the address unless given, as Docker does: a reused address keeps its MAC,
+        // so peers' ARP/ND caches stay right and nobody waits out a stale entry.
+        ep.mac = mac.unwrap_or_else(|| Mac::from_ipv4(a4.addr()));
         let mut compares = vec![Compare::Absent(keys::endpoint(&net.name, &ep.id))];
         let mut ops = vec![Op::Put {
             key: keys::endpoint(&net.name, &ep.id),

@@ -51,6 +51,8 @@ pub enum LabCommand {
     Ls(cmd::ls::Args),
     /// The tour: 3 hosts, a network, 6 containers, a ping matrix and a throughput figure, torn down after.
     Demo(cmd::demo::Args),
+    /// Stop, crash or start a host's agent (to test restarts and host death).
+    Agent(cmd::agent::Args),
 }
 
 /// Runs a lab command and returns the process exit code (non-zero only from `exec`, which passes on
@@ -64,6 +66,7 @@ pub async fn run_code(cmd: LabCommand) -> anyhow::Result<i32> {
         LabCommand::Rm(a) => cmd::rm::run(a).await.map(|_| 0),
         LabCommand::Ls(a) => cmd::ls::run(a).await.map(|_| 0),
         LabCommand::Demo(a) => cmd::demo::run(a).await.map(|_| 0),
+        LabCommand::Agent(a) => cmd::agent::run(a).await.map(|_| 0),
     }
 }
 

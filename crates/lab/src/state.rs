@@ -52,6 +52,9 @@ pub struct LabState {
     #[serde(default)]
     pub containers: BTreeMap<String, String>,
     pub created_at_ms: u64,
+    /// The agents' --lease-ttl, so that `lab agent start` restarts them as `up` started them.
+    #[serde(default)]
+    pub lease_ttl: Option<u64>,
 }
 
 impl LabState {
@@ -159,6 +162,7 @@ mod tests {
             etcd: vec![],
             containers: [("web".to_string(), "h1".to_string())].into(),
             created_at_ms: 1,
+            lease_ttl: None,
         }
     }
 

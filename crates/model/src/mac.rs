@@ -10,10 +10,11 @@ pub struct Mac(pub [u8; 6]);
 impl Mac {
     pub const ZERO: Mac = Mac([0; 6]);
 
-    /// A locally administered unicast MAC from 5 random-ish bytes supplied by the caller
-    /// (the model stays free of randomness so that it is testable).
-    pub fn local_from(bytes: [u8; 5]) -> Mac {
-        Mac([0x02, bytes[0], bytes[1], bytes[2], bytes[3], bytes[4]])
+    /// A locally administered unicast MAC carrying an IPv4 address (`02:57:a:b:c:d`): unique within
+    /// a network because its addresses are.
+    pub fn from_ipv4(a: std::net::Ipv4Addr) -> Mac {
+        let o = a.octets();
+        Mac([0x02, 0x57, o[0], o[1], o[2], o[3]])
     }
 
     pub fn is_unicast(&self) -> bool {

@@ -125,7 +125,7 @@ pub(crate) mod tests {
             container: id.into(),
             ifname: "eth0".into(),
             host_ifname: names::veth_host(id),
-            mac: Mac::local_from([0, 0, 0, 0, last]),
+            mac: Mac::from_ipv4(std::net::Ipv4Addr::new(10, 0, 0, last)),
             ipv4: format!("10.0.0.{last}/24").parse().unwrap(),
             ipv6: Some(format!("fd00::{last}/64").parse().unwrap()),
             names: vec![],

@@ -124,6 +124,7 @@ mod tests {
             }],
             containers: [("web".to_string(), "h1".to_string())].into(),
             created_at_ms: 0,
+            lease_ttl: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! One file per `weft lab` subcommand.
 
+pub mod agent;
 pub mod demo;
 pub mod down;
 pub mod exec;

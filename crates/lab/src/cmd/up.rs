@@ -197,6 +197,7 @@ async fn build(
         etcd: etcd_members,
         containers: Default::default(),
         created_at_ms: now_ms(),
+        lease_ttl: opts.lease_ttl,
     };
     state::save(lab, &st)?;
     for h in &hosts {
