@@ -13,8 +13,11 @@ const B: &str = "netb";
 const A_CONTAINERS: [(&str, &str); 4] = [("a1", "h1"), ("a2", "h2"), ("a3", "h3"), ("a4", "h1")];
 const B_CONTAINERS: [(&str, &str); 3] = [("b1", "h1"), ("b2", "h2"), ("b3", "h3")];
 
+/// Short enough that the host-death check does not wait long, long enough for a restart to adopt it.
+const LEASE_TTL: &str = "4";
+
 fn build(store: &str) -> Lab {
-    let lab = Lab::up(3, store);
+    let lab = Lab::up_with(3, store, &["--lease-ttl", LEASE_TTL]);
     lab.ok_on(
         "h1",
         &[
@@ -271,6 +274,49 @@ fn agent_restart(lab: &Lab) {
     );
 }
 
+/// A host that dies: its entries vanish everywhere and its addresses return to the pool within its
+/// lease time.
+fn host_death(lab: &Lab) {
+    let inspect = |net: &str| -> serde_json::Value {
+        serde_json::from_str(&lab.ok_on("h1", &["network", "inspect", net])).unwrap()
+    };
+    let vni = inspect(B)["vni"].as_u64().unwrap();
+    let mac = lab.endpoint("b3", B)["mac"].as_str().unwrap().to_string();
+    let ip4 = lab.ip4("b3", B);
+    assert!(inspect(B)["allocations"].get(&ip4).is_some());
+    let o = lab.lab(&["agent", "kill", "h3"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    let ttl: u64 = LEASE_TTL.parse().unwrap();
+    let gone = eventually(Duration::from_secs(ttl + 3), || {
+        ["h1", "h2"].iter().all(|h| {
+            let (fdb, neigh) = entries(lab, h, vni);
+            !fdb.contains(&mac) && !neigh.contains(&ip4)
+        })
+    });
+    assert!(
+        gone,
+        "entries of dead host h3 are still programmed {}s after it died",
+        ttl + 3
+    );
+    let allocations = inspect(B)["allocations"].clone();
+    assert!(
+        allocations.get(&ip4).is_none(),
+        "address {ip4} of dead host h3 not returned: {allocations}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&lab.ok_on("h1", &["status", "--json"])).unwrap();
+    let hosts: Vec<&str> = status["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, vec!["h1", "h2"], "dead host still registered");
+    // Traffic among the living goes on.
+    let o = lab.ping("b1", &lab.ip4("b2", B), &[]);
+    assert!(o.status.success(), "{}", out_text(&o));
+}
+
 fn core(store: &str) {
     let lab = build(store);
     ping_matrix(&lab);
@@ -280,6 +326,7 @@ fn core(store: &str) {
     mtu(&lab);
     detach_everywhere(&lab);
     agent_restart(&lab);
+    host_death(&lab);
 }
 
 #[test]

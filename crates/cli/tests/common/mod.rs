@@ -33,10 +33,16 @@ pub fn weft(args: &[&str]) -> Output {
 impl Lab {
     /// Brings up `hosts` hosts on `store` (`embedded` or `etcd`).
     pub fn up(hosts: usize, store: &str) -> Lab {
+        Lab::up_with(hosts, store, &[])
+    }
+
+    pub fn up_with(hosts: usize, store: &str, extra: &[&str]) -> Lab {
         let prefix = format!("wt{:04x}", rand::random::<u16>());
         let lab = Lab { prefix };
         let h = hosts.to_string();
-        let o = lab.lab(&["up", "--hosts", &h, "--store", store]);
+        let mut args = vec!["up", "--hosts", &h, "--store", store];
+        args.extend_from_slice(extra);
+        let o = lab.lab(&args);
         assert!(o.status.success(), "lab up failed:\n{}", out_text(&o));
         lab
     }

@@ -18,6 +18,17 @@ pub fn in_netns<T: Send + 'static>(
     })
 }
 
+/// The wildcard address a server binds and the address a client targets, for `ip`'s family.
+fn addrs(ip: &str, port: u16) -> (SocketAddr, SocketAddr) {
+    let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+    let any: std::net::IpAddr = if ip.is_ipv6() {
+        "::".parse().unwrap()
+    } else {
+        "0.0.0.0".parse().unwrap()
+    };
+    (SocketAddr::new(any, port), SocketAddr::new(ip, port))
+}
+
 fn payload(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -26,13 +37,7 @@ fn payload(len: usize, seed: u8) -> Vec<u8> {
 
 /// A TCP echo of `len` bytes from the client's namespace to a server at `ip:port` in the server's.
 pub fn tcp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, len: usize) {
-    let bind: SocketAddr = if ip.contains(':') {
-        format!("[::]:{port}")
-    } else {
-        format!("0.0.0.0:{port}")
-    }
-    .parse()
-    .unwrap();
+    let (bind, target) = addrs(ip, port);
     let (tx, rx) = std::sync::mpsc::channel();
     let server = in_netns(server_ns, move || {
         let l = TcpListener::bind(bind).expect("tcp bind");
@@ -46,13 +51,6 @@ pub fn tcp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, len: usiz
     });
     rx.recv_timeout(Duration::from_secs(5))
         .expect("server listening");
-    let target: SocketAddr = if ip.contains(':') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    }
-    .parse()
-    .unwrap();
     let data = payload(len, port as u8);
     let client = in_netns(client_ns, move || {
         let mut s =
@@ -75,13 +73,7 @@ pub fn tcp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, len: usiz
 
 /// `count` UDP datagrams of `size` bytes, each echoed back; all must return.
 pub fn udp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, count: usize, size: usize) {
-    let bind: SocketAddr = if ip.contains(':') {
-        format!("[::]:{port}")
-    } else {
-        format!("0.0.0.0:{port}")
-    }
-    .parse()
-    .unwrap();
+    let (bind, target) = addrs(ip, port);
     let (tx, rx) = std::sync::mpsc::channel();
     let server = in_netns(server_ns, move || {
         let s = UdpSocket::bind(bind).expect("udp bind");
@@ -97,13 +89,6 @@ pub fn udp_echo(server_ns: &str, client_ns: &str, ip: &str, port: u16, count: us
     });
     rx.recv_timeout(Duration::from_secs(5))
         .expect("server bound");
-    let target: SocketAddr = if ip.contains(':') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    }
-    .parse()
-    .unwrap();
     let client = in_netns(client_ns, move || {
         let local: SocketAddr = if target.is_ipv6() {
             "[::]:0"
