@@ -123,8 +123,7 @@ fn broadcast_scope(lab: &Lab) {
 }
 
 fn mtu(lab: &Lab) {
-    let net: serde_json::Value =
-        serde_json::from_str(&lab.ok_on("h1", &["network", "inspect", A])).unwrap();
+    let net = lab.inspect(A);
     let mtu = net["mtu"].as_u64().unwrap() as usize;
     assert_eq!(
         mtu, 1450,
@@ -186,11 +185,7 @@ fn entries(lab: &Lab, host: &str, vni: u64) -> (Vec<String>, Vec<String>) {
 }
 
 fn detach_everywhere(lab: &Lab) {
-    let vni =
-        serde_json::from_str::<serde_json::Value>(&lab.ok_on("h1", &["network", "inspect", A]))
-            .unwrap()["vni"]
-            .as_u64()
-            .unwrap();
+    let vni = lab.vni(A);
     let ep = lab.endpoint("a3", A);
     let mac = ep["mac"].as_str().unwrap().to_string();
     let ip4 = lab.ip4("a3", A);
@@ -253,8 +248,11 @@ fn agent_restart(lab: &Lab) {
     std::thread::sleep(Duration::from_millis(500));
     let o = lab.lab(&["agent", "stop", "h2"]);
     assert!(o.status.success(), "{}", out_text(&o));
-    // While h2's agent is down, a new container joins on h1.
+    // While h2's agent is down, a new container joins on h1 and another leaves.
     lab.run("h1", "a5", A);
+    let a4_mac = lab.endpoint("a4", A)["mac"].as_str().unwrap().to_string();
+    let o = lab.lab(&["rm", "a4"]);
+    assert!(o.status.success(), "{}", out_text(&o));
     std::thread::sleep(Duration::from_millis(500));
     let o = lab.lab(&["agent", "start", "h2"]);
     assert!(o.status.success(), "{}", out_text(&o));
@@ -272,18 +270,22 @@ fn agent_restart(lab: &Lab) {
             .success()),
         "the restarted agent on h2 did not pick up a5, attached while it was down"
     );
+    let vni = lab.vni(A);
+    assert!(
+        eventually(Duration::from_secs(3), || !entries(lab, "h2", vni)
+            .0
+            .contains(&a4_mac)),
+        "the restarted agent on h2 kept the stale entry of a4, removed while it was down"
+    );
 }
 
 /// A host that dies: its entries vanish everywhere and its addresses return to the pool within its
 /// lease time.
 fn host_death(lab: &Lab) {
-    let inspect = |net: &str| -> serde_json::Value {
-        serde_json::from_str(&lab.ok_on("h1", &["network", "inspect", net])).unwrap()
-    };
-    let vni = inspect(B)["vni"].as_u64().unwrap();
+    let vni = lab.vni(B);
     let mac = lab.endpoint("b3", B)["mac"].as_str().unwrap().to_string();
     let ip4 = lab.ip4("b3", B);
-    assert!(inspect(B)["allocations"].get(&ip4).is_some());
+    assert!(lab.inspect(B)["allocations"].get(&ip4).is_some());
     let o = lab.lab(&["agent", "kill", "h3"]);
     assert!(o.status.success(), "{}", out_text(&o));
     let ttl: u64 = LEASE_TTL.parse().unwrap();
@@ -298,7 +300,7 @@ fn host_death(lab: &Lab) {
         "entries of dead host h3 are still programmed {}s after it died",
         ttl + 3
     );
-    let allocations = inspect(B)["allocations"].clone();
+    let allocations = lab.inspect(B)["allocations"].clone();
     assert!(
         allocations.get(&ip4).is_none(),
         "address {ip4} of dead host h3 not returned: {allocations}"

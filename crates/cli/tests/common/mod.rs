@@ -107,6 +107,15 @@ impl Lab {
             .clone()
     }
 
+    pub fn inspect(&self, network: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok_on("h1", &["network", "inspect", network]))
+            .expect("inspect json")
+    }
+
+    pub fn vni(&self, network: &str) -> u64 {
+        self.inspect(network)["vni"].as_u64().expect("vni")
+    }
+
     pub fn ip4(&self, container: &str, network: &str) -> String {
         addr_only(self.endpoint(container, network)["ipv4"].as_str().unwrap())
     }
