@@ -72,28 +72,7 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
             if json {
                 output::json(&status.networks)?;
             } else {
-                let rows: Vec<Vec<String>> = status
-                    .networks
-                    .iter()
-                    .map(|n| {
-                        vec![
-                            n.network.name.clone(),
-                            n.network.vni.to_string(),
-                            n.network.subnet4.to_string(),
-                            n.network
-                                .subnet6
-                                .map(|s| s.to_string())
-                                .unwrap_or_else(|| "-".into()),
-                            n.network.mtu.to_string(),
-                            n.endpoints.to_string(),
-                            n.hosts.join(","),
-                        ]
-                    })
-                    .collect();
-                output::table(
-                    &["NAME", "VNI", "IPV4", "IPV6", "MTU", "ENDPOINTS", "HOSTS"],
-                    &rows,
-                );
+                print_networks(&status.networks);
             }
         }
         NetworkCmd::Inspect { name } => {
@@ -112,4 +91,37 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The networks table, shared by `network ls` and `status`.
+pub fn print_networks(networks: &[weft_control::hosts::NetworkStatus]) {
+    let rows: Vec<Vec<String>> = networks
+        .iter()
+        .map(|n| {
+            vec![
+                n.network.name.clone(),
+                n.network.vni.to_string(),
+                n.network.subnet4.to_string(),
+                n.network
+                    .subnet6
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                n.network.mtu.to_string(),
+                n.endpoints.to_string(),
+                n.hosts.join(","),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "NETWORK",
+            "VNI",
+            "IPV4",
+            "IPV6",
+            "MTU",
+            "ENDPOINTS",
+            "HOSTS",
+        ],
+        &rows,
+    );
 }

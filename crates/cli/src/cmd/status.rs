@@ -45,18 +45,6 @@ pub async fn run(store_url: &str, args: Args) -> Result<i32> {
         &rows,
     );
     println!();
-    let rows: Vec<Vec<String>> = s
-        .networks
-        .iter()
-        .map(|n| {
-            vec![
-                n.network.name.clone(),
-                n.network.vni.to_string(),
-                n.endpoints.to_string(),
-                n.hosts.join(","),
-            ]
-        })
-        .collect();
-    output::table(&["NETWORK", "VNI", "ENDPOINTS", "HOSTS"], &rows);
+    super::network::print_networks(&s.networks);
     Ok(0)
 }
