@@ -1,18 +1,10 @@
 //! `weft lab …` end to end through the weft binary: up (2 hosts, embedded store), a network, a
-//! container on each host, ping across, ls, exit codes, rm, down. Needs root and the weft binary built
-//! in the same target dir (`cargo test --workspace` builds it; otherwise the test says so and skips).
+//! container on each host, ping across, ls, exit codes, rm, down. Needs root.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use weft_lab::{teardown, topology::Lab};
-
-fn weft_bin() -> Option<PathBuf> {
-    // target/debug/deps/cli-… → target/debug/weft
-    let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.join("weft");
-    bin.is_file().then_some(bin)
-}
 
 struct Lb {
     bin: PathBuf,
@@ -45,14 +37,8 @@ impl Lb {
 
 #[test]
 fn lab_commands_end_to_end() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let Some(bin) = weft_bin() else {
-        eprintln!("skipped: the weft binary is not built (cargo build -p weft)");
-        return;
-    };
+    assert!(nix::unistd::geteuid().is_root(), "the lab needs root");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_weft"));
     let prefix = format!("wl{:04x}", rand::random::<u16>());
     let lab = Lab::named(&prefix).unwrap();
     let _guard = teardown::Guard::new(&lab);
