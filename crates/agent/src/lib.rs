@@ -56,17 +56,24 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     let mut agent = sync::Syncer::new(id.clone(), store.clone(), Box::new(dp), reg);
     agent.set_resync(cfg.resync_every);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut backoff = Duration::from_millis(200);
     loop {
+        let started = std::time::Instant::now();
         tokio::select! {
             res = agent.run() => {
-                match res {
-                    Err(e) if is_retryable(&e) => {
-                        tracing::warn!("store trouble, datapath kept as it is: {e:#}; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    Err(e) => return Err(e),
-                    Ok(()) => return Ok(()),
+                // `run` only returns on trouble with the store; whatever it was, the datapath keeps
+                // the last state (traffic flows) and the agent lists and watches again.
+                let Err(e) = res;
+                if started.elapsed() > Duration::from_secs(30) {
+                    backoff = Duration::from_millis(200);
                 }
+                if is_store_trouble(&e) {
+                    tracing::warn!("store trouble, datapath kept as it is: {e:#}; retrying in {backoff:?}");
+                } else {
+                    tracing::error!("{e:#}; datapath kept as it is, retrying in {backoff:?}");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
@@ -78,7 +85,7 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     Ok(())
 }
 
-fn is_retryable(e: &anyhow::Error) -> bool {
+fn is_store_trouble(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         matches!(
             c.downcast_ref::<StoreError>(),

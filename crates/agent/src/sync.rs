@@ -51,8 +51,8 @@ impl Syncer {
         self.resync_every = every;
     }
 
-    /// Lists, reconciles fully, then follows the watch until it fails.
-    pub async fn run(&mut self) -> Result<()> {
+    /// Lists, reconciles fully, then follows the watch until it fails (it returns only errors).
+    pub async fn run(&mut self) -> Result<std::convert::Infallible> {
         let (state, rev) = crate::load_state(self.store.as_ref()).await?;
         self.state = state;
         if !self.state.hosts.contains_key(&self.id) {
