@@ -331,7 +331,7 @@ async fn plumb(
         .ok_or_else(|| anyhow!("endpoint record of {} vanished during attach", ep.id))?;
     let dp = KernelDatapath::new(host.underlay, host.vxlan_port).await?;
     dp.ensure(d).await?;
-    dp.sync(d).await?;
+    dp.add_missing(d).await?;
     let bridge = nl
         .link_by_name(&d.bridge)
         .await?

@@ -171,6 +171,17 @@ impl Datapath for KernelDatapath {
         Ok(changes)
     }
 
+    async fn add_missing(&self, net: &NetDesired) -> Result<NetChanges> {
+        let index = self.vxlan_index(net).await?;
+        let (fdb, flood, neigh) = self.observe(index).await?;
+        let mut changes = diff_network(&fdb, &flood, &neigh, &net.fdb, &net.flood, &net.neigh);
+        changes.fdb_del.clear();
+        changes.flood_del.clear();
+        changes.neigh_del.clear();
+        self.apply_to(index, &changes).await?;
+        Ok(changes)
+    }
+
     async fn apply(&self, net: &NetDesired, changes: &NetChanges) -> Result<()> {
         let index = self.vxlan_index(net).await?;
         self.apply_to(index, changes).await

@@ -27,6 +27,10 @@ pub trait Datapath: Send + Sync {
     async fn ensure(&self, net: &NetDesired) -> Result<()>;
     /// Reads what the host holds for the network, and adds/removes only the difference.
     async fn sync(&self, net: &NetDesired) -> Result<NetChanges>;
+    /// Like `sync`, but only adds what is missing and removes nothing: for callers other than the
+    /// agent (attach), whose view of the store may be older than the agent's, so that they never
+    /// undo what the agent just programmed.
+    async fn add_missing(&self, net: &NetDesired) -> Result<NetChanges>;
     /// Applies known changes without reading the host's state first (the incremental path).
     async fn apply(&self, net: &NetDesired, changes: &NetChanges) -> Result<()>;
     /// Removes a network's devices unless endpoints are still plugged in.
