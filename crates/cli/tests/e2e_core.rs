@@ -319,6 +319,43 @@ fn host_death(lab: &Lab) {
     assert!(o.status.success(), "{}", out_text(&o));
 }
 
+/// Losing one etcd member of three changes nothing; losing the store keeps traffic flowing on the
+/// last state, and the agents carry on when it is back.
+fn etcd_loss(lab: &Lab) {
+    let ok = |args: &[&str]| {
+        let o = lab.lab(args);
+        assert!(o.status.success(), "weft lab {args:?}:\n{}", out_text(&o));
+    };
+    ok(&["etcd", "kill", "e1"]);
+    lab.run("h1", "a6", A);
+    let a6 = lab.ip4("a6", A);
+    assert!(
+        eventually(Duration::from_secs(5), || lab
+            .ping("a2", &a6, &["-W", "1"])
+            .status
+            .success()),
+        "with one etcd member of three down, a new container was not reachable"
+    );
+    ok(&["etcd", "stop", "e2"]);
+    let o = lab.ping("a1", &lab.ip4("a2", A), &["-c", "5", "-i", "0.2"]);
+    assert!(
+        o.status.success() && out_text(&o).contains(" 0% packet loss"),
+        "traffic stopped while the store was down:\n{}",
+        out_text(&o)
+    );
+    ok(&["etcd", "start", "e1"]);
+    ok(&["etcd", "start", "e2"]);
+    lab.run("h2", "a7", A);
+    let a7 = lab.ip4("a7", A);
+    assert!(
+        eventually(Duration::from_secs(10), || lab
+            .ping("a1", &a7, &["-W", "1"])
+            .status
+            .success()),
+        "after the store came back, a new container was not reachable"
+    );
+}
+
 fn core(store: &str) {
     let lab = build(store);
     ping_matrix(&lab);
@@ -328,6 +365,9 @@ fn core(store: &str) {
     mtu(&lab);
     detach_everywhere(&lab);
     agent_restart(&lab);
+    if store == "etcd" {
+        etcd_loss(&lab);
+    }
     host_death(&lab);
 }
 

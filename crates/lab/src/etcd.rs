@@ -48,24 +48,30 @@ pub fn member_args(lab: &Lab, i: u32) -> Vec<String> {
 
 /// Creates the members' namespaces on the underlay (which must exist) and starts etcd in each.
 pub async fn create_members(lab: &Lab) -> Result<()> {
-    let bin = which(ETCD_BIN)
-        .context("etcd is not installed (Debian: apt-get install etcd-server etcd-client)")?;
     for i in 1..=ETCD_MEMBERS {
-        let ns = lab.etcd_ns(i);
-        underlay::create_node(lab, &ns, &etcd_name(i), etcd_addr(i)).await?;
+        underlay::create_node(lab, &lab.etcd_ns(i), &etcd_name(i), etcd_addr(i)).await?;
         std::fs::create_dir_all(lab.etcd_data_dir(i))?;
-        let pid = process::spawn_daemon(Daemon {
-            netns: &ns,
-            program: &bin,
-            args: member_args(lab, i),
-            env: vec![],
-            cwd: &lab.dir,
-            log: lab.etcd_log(i),
-            pid_file: lab.etcd_pid_file(i),
-        })?;
-        tracing::debug!(ns, pid, "etcd member started");
+        start_member(lab, i)?;
     }
     Ok(())
+}
+
+/// Starts member `i` in its namespace (which must exist), on its data dir; returns the pid.
+pub fn start_member(lab: &Lab, i: u32) -> Result<i32> {
+    let bin = which(ETCD_BIN)
+        .context("etcd is not installed (Debian: apt-get install etcd-server etcd-client)")?;
+    let ns = lab.etcd_ns(i);
+    let pid = process::spawn_daemon(Daemon {
+        netns: &ns,
+        program: &bin,
+        args: member_args(lab, i),
+        env: vec![],
+        cwd: &lab.dir,
+        log: lab.etcd_log(i),
+        pid_file: lab.etcd_pid_file(i),
+    })?;
+    tracing::debug!(ns, pid, "etcd member started");
+    Ok(pid)
 }
 
 /// Waits until every member answers `endpoint health`, asked from inside `from_ns`.

@@ -53,6 +53,10 @@ pub enum LabCommand {
     Demo(cmd::demo::Args),
     /// Stop, crash or start a host's agent (to test restarts and host death).
     Agent(cmd::agent::Args),
+    /// Stop, crash or start a member of the lab's etcd cluster.
+    Etcd(cmd::etcd::Args),
+    /// The benchmark: throughput against baselines, convergence and withdrawal, on each store.
+    Bench(cmd::bench::Args),
 }
 
 /// Runs a lab command and returns the process exit code (non-zero only from `exec`, which passes on
@@ -67,6 +71,8 @@ pub async fn run_code(cmd: LabCommand) -> anyhow::Result<i32> {
         LabCommand::Ls(a) => cmd::ls::run(a).await.map(|_| 0),
         LabCommand::Demo(a) => cmd::demo::run(a).await.map(|_| 0),
         LabCommand::Agent(a) => cmd::agent::run(a).await.map(|_| 0),
+        LabCommand::Etcd(a) => cmd::etcd::run(a).await.map(|_| 0),
+        LabCommand::Bench(a) => cmd::bench::run(a).await.map(|_| 0),
     }
 }
 

@@ -46,16 +46,7 @@ pub async fn run(args: Args) -> Result<()> {
     let running = process::read_pid_file(&pid_file).filter(|&pid| process::alive(pid));
     match args.action {
         Action::Stop | Action::Kill => {
-            let Some(pid) = running else {
-                bail!("the agent of {} is not running", h.name);
-            };
-            if args.action == Action::Kill {
-                kill(Pid::from_raw(pid), Signal::SIGKILL)?;
-            }
-            let left = process::stop_all(&BTreeSet::from([pid]), Duration::from_secs(5));
-            if left > 0 {
-                bail!("the agent of {} (pid {pid}) did not stop", h.name);
-            }
+            let pid = stop(running, args.action, &format!("the agent of {}", h.name))?;
             p.step(format!("agent {}: stopped (pid {pid})", h.name));
         }
         Action::Start => {
@@ -68,4 +59,18 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Stops a lab daemon: SIGTERM (a clean stop) or SIGKILL (a crash); returns its pid.
+pub fn stop(running: Option<i32>, action: Action, what: &str) -> Result<i32> {
+    let Some(pid) = running else {
+        bail!("{what} is not running");
+    };
+    if action == Action::Kill {
+        kill(Pid::from_raw(pid), Signal::SIGKILL)?;
+    }
+    if process::stop_all(&BTreeSet::from([pid]), Duration::from_secs(5)) > 0 {
+        bail!("{what} (pid {pid}) did not stop");
+    }
+    Ok(pid)
 }

@@ -1,8 +1,10 @@
 //! One file per `weft lab` subcommand.
 
 pub mod agent;
+pub mod bench;
 pub mod demo;
 pub mod down;
+pub mod etcd;
 pub mod exec;
 pub mod ls;
 pub mod rm;
