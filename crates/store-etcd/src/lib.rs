@@ -92,12 +92,14 @@ impl EtcdStore {
             opts: Arc::new(opts),
         };
         // The channel connects lazily: probe, so a wrong address fails here and clearly.
-        let mut maintenance = store.client.maintenance_client();
-        match tokio::time::timeout(store.opts.request_timeout, maintenance.status()).await {
-            Err(_) => Err(unreachable(&format!(
-                "no answer within {:?}",
-                store.opts.request_timeout
-            ))),
+        let probe = store
+            .call(|| {
+                let mut maintenance = store.client.maintenance_client();
+                async move { maintenance.status().await }
+            })
+            .await;
+        match probe {
+            Err(e) => Err(e),
             Ok(Err(e)) => Err(unreachable(&e)),
             Ok(Ok(status)) => {
                 tracing::debug!(endpoints = %shown, version = status.version(), "connected to etcd");
@@ -106,26 +108,49 @@ impl EtcdStore {
         }
     }
 
-    /// Runs one etcd call under the request timeout.
-    async fn call<T>(
+    /// Runs one etcd call under the request timeout. `make` builds the call afresh for each try:
+    /// a call that never reached etcd (its connection could not be made, e.g. to a member that is
+    /// down while others are up) is tried again, since the client spreads calls over the members.
+    /// A call that may have reached etcd is never repeated, so no write can apply twice.
+    async fn call<T, F, Fut>(
         &self,
-        fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
-    ) -> Result<std::result::Result<T, etcd_client::Error>> {
-        tokio::time::timeout(self.opts.request_timeout, fut)
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(format!(
-                    "etcd at {} did not answer within {:?}",
-                    self.endpoints, self.opts.request_timeout
-                ))
-            })
+        mut make: F,
+    ) -> Result<std::result::Result<T, etcd_client::Error>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.opts.request_timeout;
+        let mut tries = 0u32;
+        loop {
+            let res = tokio::time::timeout_at(deadline, make())
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!(
+                        "etcd at {} did not answer within {:?}",
+                        self.endpoints, self.opts.request_timeout
+                    ))
+                })?;
+            match res {
+                Err(e) if never_sent(&e) && tries < CONNECT_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(tries))).await;
+                }
+                other => return Ok(other),
+            }
+        }
     }
 
     /// The current store revision.
     async fn head_revision(&self) -> Result<Revision> {
-        let mut kv = self.client.kv_client();
         let resp = self
-            .call(kv.get(vec![0], Some(GetOptions::new().with_count_only())))
+            .call(|| {
+                let mut kv = self.client.kv_client();
+                async move {
+                    kv.get(vec![0], Some(GetOptions::new().with_count_only()))
+                        .await
+                }
+            })
             .await?
             .map_err(|e| self.err(e))?;
         header_revision(resp.header())
@@ -133,16 +158,21 @@ impl EtcdStore {
 
     /// Creates a watch on `[key, end)` from `start` and waits for etcd to confirm it.
     async fn open_watch(&self, key: &[u8], end: &[u8], start: Revision) -> Result<WatchStream> {
-        let mut wc = self.client.watch_client();
         let opts = WatchOptions::new()
             .with_range(end.to_vec())
             .with_start_revision(start);
-        let created = async {
-            let mut stream = wc.watch(key.to_vec(), Some(opts)).await?;
-            let first = stream.message().await?;
-            Ok((stream, first))
-        };
-        let (stream, first) = self.call(created).await?.map_err(|e| self.err(e))?;
+        let (stream, first) = self
+            .call(|| {
+                let mut wc = self.client.watch_client();
+                let opts = opts.clone();
+                async move {
+                    let mut stream = wc.watch(key.to_vec(), Some(opts)).await?;
+                    let first = stream.message().await?;
+                    Ok((stream, first))
+                }
+            })
+            .await?
+            .map_err(|e| self.err(e))?;
         match first {
             Some(resp) if resp.canceled() && resp.compact_revision() > 0 => {
                 Err(StoreError::Compacted {
@@ -177,6 +207,30 @@ impl EtcdStore {
             self.err(e)
         }
     }
+}
+
+/// Tries of a call whose connection could not be made, before giving up.
+const CONNECT_RETRIES: u32 = 10;
+
+/// Whether a call failed before etcd acted on it: its connection could not be made, or the member
+/// had no leader to propose it to (during an election).
+fn never_sent(e: &etcd_client::Error) -> bool {
+    let text = match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            let mut t = s.message().to_string();
+            let mut src = std::error::Error::source(s);
+            while let Some(c) = src {
+                t.push_str(&c.to_string());
+                src = c.source();
+            }
+            t
+        }
+        etcd_client::Error::TransportError(t) => format!("{t:?}"),
+        _ => return false,
+    };
+    text.contains("tcp connect error")
+        || text.contains("ConnectError")
+        || text.contains("Connection refused")
 }
 
 fn map_err(endpoints: &str, e: etcd_client::Error) -> StoreError {
@@ -400,28 +454,35 @@ async fn watch_task(
 #[async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let mut kv = self.client.kv_client();
         let resp = self
-            .call(kv.get(key, None))
+            .call(|| {
+                let mut kv = self.client.kv_client();
+                async move { kv.get(key, None).await }
+            })
             .await?
             .map_err(|e| self.err(e))?;
         Ok(resp.kvs().first().map(convert_kv))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
-        let mut kv = self.client.kv_client();
         let opts = lease.map(|l| PutOptions::new().with_lease(l));
         let resp = self
-            .call(kv.put(key, value, opts))
+            .call(|| {
+                let mut kv = self.client.kv_client();
+                let (value, opts) = (value.clone(), opts.clone());
+                async move { kv.put(key, value, opts).await }
+            })
             .await?
             .map_err(|e| self.lease_err(e, lease.unwrap_or_default()))?;
         header_revision(resp.header())
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let mut kv = self.client.kv_client();
         let resp = self
-            .call(kv.delete(key, None))
+            .call(|| {
+                let mut kv = self.client.kv_client();
+                async move { kv.delete(key, None).await }
+            })
             .await?
             .map_err(|e| self.err(e))?;
         Ok(resp.deleted() > 0)
@@ -431,8 +492,14 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when(to_etcd_compares(&compares))
             .and_then(ops.iter().map(to_etcd_op).collect::<Vec<_>>());
-        let mut kv = self.client.kv_client();
-        match self.call(kv.txn(txn)).await? {
+        let res = self
+            .call(|| {
+                let mut kv = self.client.kv_client();
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await?;
+        match res {
             Ok(resp) => Ok(TxnResult {
                 succeeded: resp.succeeded(),
                 revision: header_revision(resp.header())?,
@@ -469,8 +536,14 @@ impl Store for EtcdStore {
                 if rev > 0 {
                     opts = opts.with_revision(rev);
                 }
-                let mut kv = self.client.kv_client();
-                let resp = match self.call(kv.get(from.clone(), Some(opts))).await? {
+                let got = self
+                    .call(|| {
+                        let mut kv = self.client.kv_client();
+                        let (from, opts) = (from.clone(), opts.clone());
+                        async move { kv.get(from, Some(opts)).await }
+                    })
+                    .await?;
+                let resp = match got {
                     Ok(resp) => resp,
                     Err(e) if is_compacted(&e) && attempt < 3 => continue 'retry,
                     Err(e) => return Err(self.err(e)),
@@ -499,12 +572,18 @@ impl Store for EtcdStore {
         let (key, end) = prefix_range(prefix);
         // etcd reports a compacted start revision only asynchronously on the stream; a read at
         // that revision tells us now, so the caller gets `Compacted` from this call.
-        let mut kv = self.client.kv_client();
         let probe = GetOptions::new()
             .with_range(end.clone())
             .with_revision(start)
             .with_count_only();
-        let compacted = match self.call(kv.get(key.clone(), Some(probe))).await? {
+        let got = self
+            .call(|| {
+                let mut kv = self.client.kv_client();
+                let (key, probe) = (key.clone(), probe.clone());
+                async move { kv.get(key, Some(probe)).await }
+            })
+            .await?;
+        let compacted = match got {
             Ok(_) => false,
             Err(e) if is_compacted(&e) => true,
             // "required revision is a future revision": nothing to replay yet, fine.
@@ -550,9 +629,11 @@ impl Store for EtcdStore {
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
         // etcd counts whole seconds: round up so a lease never lives shorter than asked.
         let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-        let mut lease = self.client.lease_client();
         let resp = self
-            .call(lease.grant(secs.max(1) as i64, None))
+            .call(|| {
+                let mut lease = self.client.lease_client();
+                async move { lease.grant(secs.max(1) as i64, None).await }
+            })
             .await?
             .map_err(|e| self.err(e))?;
         if !resp.error().is_empty() {
@@ -565,27 +646,33 @@ impl Store for EtcdStore {
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<()> {
-        let mut client = self.client.lease_client();
         // etcd-client's keep_alive sends one refresh and waits for its answer; the stream
         // closes when the returned handles drop.
-        self.call(client.keep_alive(lease))
-            .await?
-            .map(drop)
-            .map_err(|e| self.lease_err(e, lease))
+        self.call(|| {
+            let mut client = self.client.lease_client();
+            async move { client.keep_alive(lease).await }
+        })
+        .await?
+        .map(drop)
+        .map_err(|e| self.lease_err(e, lease))
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        let mut client = self.client.lease_client();
-        self.call(client.revoke(lease))
-            .await?
-            .map(drop)
-            .map_err(|e| self.lease_err(e, lease))
+        self.call(|| {
+            let mut client = self.client.lease_client();
+            async move { client.revoke(lease).await }
+        })
+        .await?
+        .map(drop)
+        .map_err(|e| self.lease_err(e, lease))
     }
 
     async fn lease_ttl(&self, lease: LeaseId) -> Result<Option<Duration>> {
-        let mut client = self.client.lease_client();
         let resp = self
-            .call(client.time_to_live(lease, None))
+            .call(|| {
+                let mut client = self.client.lease_client();
+                async move { client.time_to_live(lease, None).await }
+            })
             .await?
             .map_err(|e| self.lease_err(e, lease));
         match resp {
