@@ -7,6 +7,7 @@
 //! (daemons, pid files, finding a lab's processes), [`etcd`], [`weft`] (running weft inside the lab),
 //! [`teardown`], and one file per subcommand under `cmd`.
 
+pub mod bench;
 pub mod cmd;
 pub mod etcd;
 pub mod netns;

@@ -23,18 +23,7 @@ use crate::teardown;
 use crate::topology::Lab;
 use crate::weft;
 
-#[path = "../bench/convergence.rs"]
-pub mod convergence;
-#[path = "../bench/handwired.rs"]
-pub mod handwired;
-#[path = "../bench/icmp.rs"]
-pub mod icmp;
-#[path = "../bench/iperf.rs"]
-pub mod iperf;
-#[path = "../bench/report.rs"]
-pub mod report;
-#[path = "../bench/stats.rs"]
-pub mod stats;
+use crate::bench::{convergence, handwired, iperf, report};
 
 use report::{Convergence, Machine, Path, Report, StoreResult, Throughput};
 
