@@ -162,3 +162,18 @@ impl Drop for Guard {
         }
     }
 }
+
+/// Refuses to go on when anything of the lab's prefix exists: commands that build their own lab
+/// and tear it down at the end must never remove one that is not theirs.
+pub fn refuse_existing(lab: &Lab) -> Result<()> {
+    let left = leftovers(lab)?;
+    if !left.is_empty() {
+        anyhow::bail!(
+            "a lab with prefix {} exists ({}); remove it with `weft lab down --prefix {}` or pick another --prefix",
+            lab.prefix,
+            left.join(", "),
+            lab.prefix
+        );
+    }
+    Ok(())
+}

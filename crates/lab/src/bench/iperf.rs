@@ -1,5 +1,5 @@
-//! One iperf3 TCP single-stream run between two namespaces (`iperf3 -J`, parsed by the demo's
-//! `parse_iperf`).
+//! One iperf3 TCP single-stream run between two namespaces (`iperf3 -J`), for the demo and the
+//! benchmark.
 
 use std::net::IpAddr;
 use std::process::Stdio;
@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cmd::demo::parse_iperf;
 use crate::netns;
 
 pub const PORT: u16 = 5201;
@@ -57,4 +56,24 @@ pub async fn run(server_ns: &str, client_ns: &str, addr: IpAddr, seconds: u32) -
     }
     let _ = server.kill().await;
     bail!("iperf3 {client_ns} → {addr} ({server_ns}) failed: {last}")
+}
+
+pub fn parse_iperf(json: &str) -> Result<f64> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).context("iperf3 -J output is not JSON")?;
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .context("iperf3 -J output has no end.sum_received.bits_per_second")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iperf_json() {
+        let j = r#"{"start":{},"end":{"sum_sent":{"bits_per_second":2e9},"sum_received":{"bits_per_second":1.5e10}}}"#;
+        assert_eq!(parse_iperf(j).unwrap(), 1.5e10);
+        assert!(parse_iperf("{}").is_err());
+    }
 }

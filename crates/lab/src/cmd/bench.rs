@@ -89,15 +89,7 @@ pub async fn run(args: Args) -> Result<()> {
             );
         }
     }
-    let left = teardown::leftovers(&lab)?;
-    if !left.is_empty() {
-        bail!(
-            "a lab with prefix {} exists ({}); remove it with `weft lab down --prefix {}` or pick another --prefix",
-            lab.prefix,
-            left.join(", "),
-            lab.prefix
-        );
-    }
+    teardown::refuse_existing(&lab)?;
     let p = Progress::new(lab.prefix.as_str());
     let mut results = Vec::new();
     for store in stores {

@@ -55,15 +55,7 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     // Refuse before anything that would tear down on failure: an existing lab is not ours to remove.
-    let left = teardown::leftovers(&lab)?;
-    if !left.is_empty() {
-        bail!(
-            "a lab with prefix {} exists ({}); remove it with `weft lab down --prefix {}` or pick another --prefix",
-            lab.prefix,
-            left.join(", "),
-            lab.prefix
-        );
-    }
+    teardown::refuse_existing(&lab)?;
     let p = Progress::new(lab.prefix.as_str());
     let result = tokio::select! {
         r = tour(&lab, &args, &p) => r,
@@ -181,7 +173,7 @@ async fn tour(lab: &Lab, args: &Args, p: &Progress) -> Result<()> {
                                        // Alternating rounds, best of each: the machine is shared and noisy.
     let (mut overlay, mut underlay) = (0f64, 0f64);
     for _ in 0..ROUNDS {
-        let o = iperf(
+        let o = crate::bench::iperf::run(
             &lab.container_ns(c_dst),
             &lab.container_ns(c_src),
             addrs[c_dst].0,
@@ -189,7 +181,7 @@ async fn tour(lab: &Lab, args: &Args, p: &Progress) -> Result<()> {
         )
         .await
         .context("iperf3 over the overlay")?;
-        let u = iperf(
+        let u = crate::bench::iperf::run(
             &lab.host_ns(3),
             &lab.host_ns(1),
             IpAddr::V4(host_addr(3)),
@@ -269,59 +261,6 @@ async fn ping(ns: &str, addr: IpAddr) -> bool {
     false
 }
 
-/// iperf3 TCP from `client_ns` to a one-off server in `server_ns` at `addr`; bits per second received.
-async fn iperf(server_ns: &str, client_ns: &str, addr: IpAddr, seconds: u32) -> Result<f64> {
-    let mut server = netns::command(server_ns, "iperf3")?
-        .args(["-s", "-1", "-p", "5201"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting iperf3 -s")?;
-    let mut last = String::new();
-    for _ in 0..30 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let out = netns::command(client_ns, "iperf3")?
-            .args([
-                "-c",
-                &addr.to_string(),
-                "-p",
-                "5201",
-                "-t",
-                &seconds.to_string(),
-                "-J",
-            ])
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .context("running iperf3 -c")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if out.status.success() {
-            let _ = server.wait().await;
-            return parse_iperf(&text);
-        }
-        last = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.trim().to_string());
-        if !last.contains("refused") {
-            break;
-        }
-    }
-    let _ = server.kill().await;
-    bail!("iperf3 to {addr} failed: {last}")
-}
-
-pub fn parse_iperf(json: &str) -> Result<f64> {
-    let v: serde_json::Value =
-        serde_json::from_str(json).context("iperf3 -J output is not JSON")?;
-    v["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .context("iperf3 -J output has no end.sum_received.bits_per_second")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,12 +275,5 @@ mod tests {
         assert_eq!(rows[0], vec!["a", "-", "46"]);
         assert_eq!(rows[1], vec!["b", "4.", "-"]);
         assert_eq!((failed, total), (1, 4));
-    }
-
-    #[test]
-    fn iperf_json() {
-        let j = r#"{"start":{},"end":{"sum_sent":{"bits_per_second":2e9},"sum_received":{"bits_per_second":1.5e10}}}"#;
-        assert_eq!(parse_iperf(j).unwrap(), 1.5e10);
-        assert!(parse_iperf("{}").is_err());
     }
 }
