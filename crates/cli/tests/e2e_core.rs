@@ -366,6 +366,43 @@ fn etcd_loss(lab: &Lab) {
     );
 }
 
+/// `network rm` is refused while endpoints exist; `--force` removes their records, and every agent
+/// removes the interfaces and devices it held for the network.
+fn remove_network(lab: &Lab) {
+    let vni = lab.vni(A);
+    let o = lab.weft_on("h1", &["network", "rm", A]);
+    assert!(
+        !o.status.success() && out_text(&o).contains("--force"),
+        "{}",
+        out_text(&o)
+    );
+    lab.ok_on("h1", &["network", "rm", A, "--force"]);
+    let o = lab.weft_on("h1", &["network", "inspect", A]);
+    assert!(
+        !o.status.success() && out_text(&o).contains("no such network"),
+        "{}",
+        out_text(&o)
+    );
+    for h in ["h1", "h2"] {
+        let clean = eventually(Duration::from_secs(5), || {
+            let o = lab.exec(h, &["ip", "-br", "link"]);
+            let links = String::from_utf8_lossy(&o.stdout).to_string();
+            !links.contains(&format!("wvx{vni}")) && !links.contains(&format!("wbr{vni}"))
+        });
+        assert!(
+            clean,
+            "{h} kept devices of the removed network:\n{}",
+            out_text(&lab.exec(h, &["ip", "-br", "link"]))
+        );
+    }
+    let o = lab.exec("a1", &["ip", "-br", "link"]);
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("eth0"),
+        "a1 kept its interface: {}",
+        out_text(&o)
+    );
+}
+
 fn core(store: &str) {
     let lab = build(store);
     ping_matrix(&lab);
@@ -379,6 +416,7 @@ fn core(store: &str) {
         etcd_loss(&lab);
     }
     host_death(&lab);
+    remove_network(&lab);
 }
 
 #[test]
