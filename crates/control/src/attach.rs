@@ -7,7 +7,6 @@ use std::os::fd::AsFd;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use weft_datapath::{Datapath, KernelDatapath};
 use weft_model::{keys, validate, Allocation, Endpoint, Mac, Network, Record, SCHEMA_VERSION};
 use weft_netlink::{Netlink, Netns, NetnsTarget};
 use weft_reconcile::names;
@@ -63,6 +62,7 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
     let container = target.path().display().to_string();
     let netns = Netns::open(&target)?;
     let (host, lease) = hosts::registered(store, &req.host).await?;
+    weft_reconcile::choose(&host, &net).map_err(|e| anyhow!(e))?;
 
     let cnl = Netlink::open_in(&netns).context("opening netlink in the container")?;
     let existing: Vec<Endpoint> = networks::endpoints(store, &net.name)
@@ -329,9 +329,7 @@ async fn plumb(
     let d = want
         .get(&net.name)
         .ok_or_else(|| anyhow!("endpoint record of {} vanished during attach", ep.id))?;
-    let dp = KernelDatapath::new(host.underlay, host.vxlan_port).await?;
-    dp.ensure(d).await?;
-    dp.add_missing(d).await?;
+    weft_datapath::prepare_attach(d, host.underlay, host.vxlan_port).await?;
     let bridge = nl
         .link_by_name(&d.bridge)
         .await?

@@ -6,8 +6,8 @@ use anyhow::{bail, Result};
 use ipnet::IpNet;
 use serde::Serialize;
 use weft_model::{
-    keys, validate, Allocation, Endpoint, Network, Record, DEFAULT_UNDERLAY_MTU, SCHEMA_VERSION,
-    VXLAN_OVERHEAD_V4,
+    keys, validate, Allocation, DatapathChoice, Endpoint, Network, Record, DEFAULT_UNDERLAY_MTU,
+    SCHEMA_VERSION, VXLAN_OVERHEAD_V4,
 };
 use weft_store::{Compare, Op, Store};
 
@@ -19,6 +19,7 @@ pub struct NetworkSpec {
     pub subnets: Vec<String>,
     pub vni: Option<u32>,
     pub mtu: Option<u32>,
+    pub datapath: DatapathChoice,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -74,6 +75,7 @@ pub async fn create(store: &dyn Store, spec: &NetworkSpec) -> Result<Network> {
             gateway6: subnet6.map(weft_ipam::gateway6),
             mtu,
             encrypted: false,
+            datapath: spec.datapath,
             labels: spec.labels.clone(),
         };
         // The guard key makes the overlap and VNI checks above atomic with the create: any concurrent

@@ -133,19 +133,7 @@ impl KernelDatapath {
 #[async_trait]
 impl Datapath for KernelDatapath {
     async fn present(&self) -> Result<Vec<u32>> {
-        let mut vnis: Vec<u32> = self
-            .nl
-            .list_links()
-            .await?
-            .iter()
-            .filter(|l| {
-                l.name.starts_with(names::BRIDGE_PREFIX) || l.name.starts_with(names::VXLAN_PREFIX)
-            })
-            .filter_map(|l| names::vni_of(&l.name))
-            .collect();
-        vnis.sort();
-        vnis.dedup();
-        Ok(vnis)
+        crate::bridge::present(&self.nl).await
     }
 
     async fn ensure(&self, net: &NetDesired) -> Result<()> {
@@ -188,22 +176,13 @@ impl Datapath for KernelDatapath {
     }
 
     async fn remove(&self, vni: u32) -> Result<Removal> {
-        let br_name = names::bridge(vni);
-        let vx_name = names::vxlan(vni);
-        let br = self.nl.link_by_name(&br_name).await?;
-        let links = self.nl.list_links().await?;
-        if let Some(br) = &br {
-            let ports: Vec<String> = links
-                .iter()
-                .filter(|l| l.master == Some(br.index) && l.name != vx_name)
-                .map(|l| l.name.clone())
-                .collect();
+        if let Some(ports) = crate::bridge::endpoint_ports(&self.nl, vni).await? {
             if !ports.is_empty() {
                 return Ok(Removal::Busy(ports));
             }
         }
-        let a = self.nl.delete_link(&vx_name).await?;
-        let b = self.nl.delete_link(&br_name).await?;
+        let a = self.nl.delete_link(&names::vxlan(vni)).await?;
+        let b = self.nl.delete_link(&names::bridge(vni)).await?;
         Ok(if a || b {
             Removal::Removed
         } else {
@@ -212,23 +191,6 @@ impl Datapath for KernelDatapath {
     }
 
     async fn collect_orphans(&self, keep: &HashSet<String>) -> Result<Vec<String>> {
-        let links = self.nl.list_links().await?;
-        let bridges: HashSet<u32> = links
-            .iter()
-            .filter(|l| l.name.starts_with(names::BRIDGE_PREFIX))
-            .map(|l| l.index)
-            .collect();
-        let mut gone = Vec::new();
-        for l in &links {
-            let on_weft_bridge = l.master.is_some_and(|m| bridges.contains(&m));
-            if l.name.starts_with(names::VETH_HOST_PREFIX)
-                && on_weft_bridge
-                && !keep.contains(&l.name)
-            {
-                self.nl.delete_link(&l.name).await?;
-                gone.push(l.name.clone());
-            }
-        }
-        Ok(gone)
+        crate::bridge::collect_orphans(&self.nl, keep).await
     }
 }

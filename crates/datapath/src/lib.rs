@@ -1,7 +1,9 @@
 //! Datapath drivers. The trait lives here; each driver has its own module (`kernel` today, the
 //! userspace engine later). The agent and `attach` drive them through the same desired-state model.
 
+mod bridge;
 pub mod kernel;
+pub mod select;
 
 use std::collections::HashSet;
 
@@ -10,6 +12,7 @@ use async_trait::async_trait;
 use weft_reconcile::{NetChanges, NetDesired};
 
 pub use kernel::KernelDatapath;
+pub use select::Datapaths;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
@@ -17,6 +20,26 @@ pub enum Removal {
     /// Not removed because containers' interfaces are still plugged into the bridge.
     Busy(Vec<String>),
     Absent,
+}
+
+/// What `attach` (a short-lived process beside the agent) does to a network's datapath before it
+/// plugs the container in: with the kernel datapath, the devices and this host's entries at once,
+/// so the container can talk as soon as attach returns; with the userspace engine, which lives in
+/// the agent, only the bridge: the agent adds the engine's uplink when it sees the endpoint.
+pub async fn prepare_attach(net: &NetDesired, underlay: std::net::IpAddr, port: u16) -> Result<()> {
+    match net.path {
+        weft_reconcile::Path::Kernel => {
+            let dp = KernelDatapath::new(underlay, port).await?;
+            dp.ensure(net).await?;
+            dp.add_missing(net).await?;
+        }
+        weft_reconcile::Path::Userspace => {
+            weft_netlink::Netlink::open()?
+                .ensure_bridge(&net.bridge, net.mtu)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -30,6 +30,9 @@ pub struct HostEntry {
     pub name: String,
     pub netns: String,
     pub underlay: Ipv4Addr,
+    /// The agent runs the userspace engine (`--datapath userspace`), as a host without kernel VXLAN.
+    #[serde(default)]
+    pub userspace: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +161,7 @@ mod tests {
                 name: "h1".into(),
                 netns: "weft-h1".into(),
                 underlay: "192.0.2.11".parse().unwrap(),
+                userspace: false,
             }],
             etcd: vec![],
             containers: [("web".to_string(), "h1".to_string())].into(),

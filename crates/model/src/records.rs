@@ -12,6 +12,36 @@ pub const VXLAN_OVERHEAD_V4: u32 = 50;
 pub const DEFAULT_VXLAN_PORT: u16 = 4789;
 pub const DEFAULT_UNDERLAY_MTU: u32 = 1500;
 
+/// Host capability: the kernel's VXLAN device can carry plain networks.
+pub const CAP_KERNEL_VXLAN: &str = "kernel-vxlan";
+/// Host capability: weft's userspace engine (over TAP) can carry networks.
+pub const CAP_USERSPACE_VXLAN: &str = "userspace-vxlan";
+
+/// Which datapath a network asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatapathChoice {
+    /// The kernel where the host has it, else the userspace engine.
+    #[default]
+    Auto,
+    Kernel,
+    Userspace,
+}
+
+impl std::str::FromStr for DatapathChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DatapathChoice::Auto),
+            "kernel" => Ok(DatapathChoice::Kernel),
+            "userspace" => Ok(DatapathChoice::Userspace),
+            _ => Err(format!(
+                "invalid datapath {s:?}: use auto, kernel or userspace"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
     pub schema: u32,
@@ -27,6 +57,8 @@ pub struct Network {
     pub mtu: u32,
     #[serde(default)]
     pub encrypted: bool,
+    #[serde(default)]
+    pub datapath: DatapathChoice,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
@@ -154,6 +186,7 @@ mod tests {
             gateway6: Some("fd00::1".parse().unwrap()),
             mtu: 1450,
             encrypted: false,
+            datapath: DatapathChoice::Auto,
             labels: BTreeMap::new(),
         }
     }

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 
 use weft_model::Mac;
 
-use crate::{names, ClusterState};
+use crate::{names, ClusterState, Path};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FdbEntry {
@@ -21,6 +21,8 @@ pub struct NeighEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NetDesired {
     pub network: String,
+    /// The datapath that carries the network on this host.
+    pub path: Path,
     pub vni: u32,
     pub mtu: u32,
     pub bridge: String,
@@ -34,15 +36,24 @@ pub struct NetDesired {
 }
 
 /// For `local`, one entry per network that has at least one endpoint on it. Remote endpoints whose
-/// host record is gone (lease expired) contribute nothing.
+/// host record is gone (lease expired) contribute nothing. Without its own host record a host
+/// knows not which datapaths it has, and gets nothing; a network its datapaths cannot carry is
+/// left out (attach refuses such endpoints in the first place).
 pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired> {
     let mut out = BTreeMap::new();
-    let local_underlay = state.hosts.get(local).map(|h| h.underlay);
+    let Some(me) = state.hosts.get(local) else {
+        return out;
+    };
+    let local_underlay = Some(me.underlay);
     for (name, net) in &state.networks {
         if !state.endpoints_in(name).any(|e| e.host == local) {
             continue;
         }
+        let Ok(path) = crate::choose(me, net) else {
+            continue;
+        };
         let mut d = NetDesired {
+            path,
             network: name.clone(),
             vni: net.vni,
             mtu: net.mtu,
@@ -94,7 +105,10 @@ pub(crate) mod tests {
             underlay: ip.parse().unwrap(),
             vxlan_port: 4789,
             public_key: None,
-            capabilities: vec!["kernel-vxlan".into()],
+            capabilities: vec![
+                weft_model::CAP_KERNEL_VXLAN.into(),
+                weft_model::CAP_USERSPACE_VXLAN.into(),
+            ],
             agent_version: "t".into(),
             started_at_ms: 0,
         }
@@ -112,6 +126,7 @@ pub(crate) mod tests {
             gateway6: None,
             mtu: 1450,
             encrypted: false,
+            datapath: Default::default(),
             labels: Default::default(),
         }
     }

@@ -5,8 +5,10 @@
 pub mod desired;
 pub mod diff;
 pub mod names;
+pub mod path;
 pub mod state;
 
 pub use desired::{desired, FdbEntry, NeighEntry, NetDesired};
 pub use diff::{diff_network, NetChanges};
+pub use path::{choose, Path};
 pub use state::ClusterState;

@@ -2,6 +2,7 @@
 
 pub const BRIDGE_PREFIX: &str = "wbr";
 pub const VXLAN_PREFIX: &str = "wvx";
+pub const TAP_PREFIX: &str = "wtp";
 pub const VETH_HOST_PREFIX: &str = "wve";
 pub const VETH_PEER_PREFIX: &str = "wvp";
 
@@ -10,6 +11,10 @@ pub fn bridge(vni: u32) -> String {
 }
 pub fn vxlan(vni: u32) -> String {
     format!("{VXLAN_PREFIX}{vni}")
+}
+/// The userspace engine's TAP uplink of a network.
+pub fn tap(vni: u32) -> String {
+    format!("{TAP_PREFIX}{vni}")
 }
 /// Host end of an endpoint's veth pair (endpoint ids are hex; 8 of them keep names unique enough,
 /// and attach checks for a clash).
@@ -31,6 +36,7 @@ pub fn vni_of(ifname: &str) -> Option<u32> {
     ifname
         .strip_prefix(BRIDGE_PREFIX)
         .or_else(|| ifname.strip_prefix(VXLAN_PREFIX))
+        .or_else(|| ifname.strip_prefix(TAP_PREFIX))
         .and_then(|s| s.parse().ok())
 }
 

@@ -18,6 +18,9 @@ pub enum NetworkCmd {
         /// MTU of the overlay (default 1450: a 1500-byte underlay less VXLAN's 50).
         #[arg(long)]
         mtu: Option<u32>,
+        /// Datapath: auto (the kernel's VXLAN where the host has it, else weft's userspace engine), kernel or userspace.
+        #[arg(long, default_value = "auto")]
+        datapath: weft_model::DatapathChoice,
         #[arg(long)]
         json: bool,
     },
@@ -44,6 +47,7 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
             subnets,
             vni,
             mtu,
+            datapath,
             json,
         } => {
             super::require_root("weft network create")?;
@@ -53,6 +57,7 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
                 subnets,
                 vni,
                 mtu,
+                datapath,
                 ..Default::default()
             };
             let n = networks::create(store.as_ref(), &spec).await?;

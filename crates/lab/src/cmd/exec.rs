@@ -116,6 +116,7 @@ mod tests {
                 name: "h1".into(),
                 netns: "wl-h1".into(),
                 underlay: "192.0.2.11".parse().unwrap(),
+                userspace: false,
             }],
             etcd: vec![EtcdEntry {
                 name: "e1".into(),

@@ -31,6 +31,10 @@ pub struct Args {
     /// Passed on to each agent's --lease-ttl.
     #[arg(long)]
     pub lease_ttl: Option<u64>,
+    /// Hosts whose agents use weft's userspace engine instead of the kernel's VXLAN
+    /// (`weft agent --datapath userspace`), e.g. `h2,h3`.
+    #[arg(long, value_delimiter = ',')]
+    pub userspace_hosts: Vec<String>,
     #[command(flatten)]
     pub prefix: PrefixArg,
 }
@@ -60,6 +64,7 @@ impl StoreChoice {
 #[derive(Debug, Clone)]
 pub struct UpOptions {
     pub hosts: u32,
+    pub userspace_hosts: Vec<String>,
     pub store: StoreChoice,
     pub lease_ttl: Option<u64>,
 }
@@ -68,6 +73,7 @@ pub async fn run(args: Args) -> Result<()> {
     let lab = args.prefix.lab()?;
     let opts = UpOptions {
         hosts: args.hosts,
+        userspace_hosts: args.userspace_hosts,
         store: StoreChoice::parse(&args.store)?,
         lease_ttl: args.lease_ttl,
     };
@@ -86,6 +92,15 @@ pub async fn run(args: Args) -> Result<()> {
 /// Builds a lab; on failure or Ctrl-C removes whatever it built.
 pub async fn up(lab: &Lab, opts: &UpOptions, p: &Progress) -> Result<LabState> {
     topology::check_hosts(opts.hosts)?;
+    for h in &opts.userspace_hosts {
+        let known = (1..=opts.hosts).any(|n| &topology::host_name(n) == h);
+        if !known {
+            bail!(
+                "--userspace-hosts names {h:?}, which is not one of h1…h{}",
+                opts.hosts
+            );
+        }
+    }
     let exe = weft::exe()?;
     if opts.store == StoreChoice::Etcd {
         etcd::which(etcd::ETCD_BIN).ok_or_else(|| {
@@ -160,6 +175,7 @@ async fn build(
         ));
         underlay::create_node(lab, &ns, &name, addr).await?;
         hosts.push(HostEntry {
+            userspace: opts.userspace_hosts.contains(&name),
             name,
             netns: ns,
             underlay: addr,
@@ -232,6 +248,9 @@ pub fn start_agent(
     ];
     if let Some(t) = lease_ttl {
         args.extend(["--lease-ttl".to_string(), t.to_string()]);
+    }
+    if h.userspace {
+        args.extend(["--datapath".to_string(), "userspace".to_string()]);
     }
     let env = weft::lab_env(store_url, Some(&h.name))?
         .into_iter()

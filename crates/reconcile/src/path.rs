@@ -1,0 +1,100 @@
+//! Which datapath carries a network on a host: a pure decision from the host's capabilities and
+//! the network's options, shared by the agent and attach so that they never disagree.
+
+use serde::Serialize;
+use weft_model::{DatapathChoice, Host, Network, CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// The kernel's VXLAN device, programmed over netlink.
+    #[default]
+    Kernel,
+    /// weft's engine over a TAP device.
+    Userspace,
+}
+
+pub fn choose(host: &Host, net: &Network) -> Result<Path, String> {
+    let kernel = host.capabilities.iter().any(|c| c == CAP_KERNEL_VXLAN);
+    let user = host.capabilities.iter().any(|c| c == CAP_USERSPACE_VXLAN);
+    let wanted = match (net.encrypted, net.datapath) {
+        (true, DatapathChoice::Kernel) => {
+            return Err(format!(
+                "network {} is encrypted, which only the userspace datapath carries",
+                net.name
+            ))
+        }
+        (true, _) | (false, DatapathChoice::Userspace) => Path::Userspace,
+        (false, DatapathChoice::Kernel) => Path::Kernel,
+        (false, DatapathChoice::Auto) if kernel => Path::Kernel,
+        (false, DatapathChoice::Auto) => Path::Userspace,
+    };
+    let has = match wanted {
+        Path::Kernel => kernel,
+        Path::Userspace => user,
+    };
+    if has {
+        Ok(wanted)
+    } else {
+        Err(format!(
+            "network {} needs the {} datapath, which host {} does not have (it has: {})",
+            net.name,
+            match wanted {
+                Path::Kernel => "kernel",
+                Path::Userspace => "userspace",
+            },
+            host.id,
+            if host.capabilities.is_empty() {
+                "none".to_string()
+            } else {
+                host.capabilities.join(", ")
+            }
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::tests::{host, network};
+
+    fn caps(c: &[&str]) -> Host {
+        let mut h = host("h1", "192.0.2.1");
+        h.capabilities = c.iter().map(|s| s.to_string()).collect();
+        h
+    }
+
+    #[test]
+    fn auto_prefers_the_kernel() {
+        let n = network("a", 10, "10.0.0.0/24");
+        assert_eq!(
+            choose(&caps(&[CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN]), &n),
+            Ok(Path::Kernel)
+        );
+        assert_eq!(
+            choose(&caps(&[CAP_USERSPACE_VXLAN]), &n),
+            Ok(Path::Userspace)
+        );
+        assert!(choose(&caps(&[]), &n).is_err());
+    }
+
+    #[test]
+    fn forced_and_encrypted() {
+        let mut n = network("a", 10, "10.0.0.0/24");
+        n.datapath = DatapathChoice::Userspace;
+        assert_eq!(
+            choose(&caps(&[CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN]), &n),
+            Ok(Path::Userspace)
+        );
+        n.datapath = DatapathChoice::Kernel;
+        let e = choose(&caps(&[CAP_USERSPACE_VXLAN]), &n).unwrap_err();
+        assert!(e.contains("needs the kernel datapath"), "{e}");
+        n.encrypted = true;
+        assert!(choose(&caps(&[CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN]), &n).is_err());
+        n.datapath = DatapathChoice::Auto;
+        assert_eq!(
+            choose(&caps(&[CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN]), &n),
+            Ok(Path::Userspace)
+        );
+    }
+}
