@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use weft_datapath::KernelDatapath;
+use weft_datapath::{Datapaths, KernelDatapath};
+use weft_model::{DatapathChoice, CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN};
 use weft_store::{Store, StoreError};
 
 pub use register::Registration;
@@ -25,6 +26,8 @@ pub struct AgentConfig {
     pub vxlan_port: u16,
     /// How often the agent re-reads the kernel's state as a safety net.
     pub resync_every: Duration,
+    /// Which datapath carries plain networks on this host.
+    pub datapath: DatapathChoice,
 }
 
 impl Default for AgentConfig {
@@ -36,6 +39,7 @@ impl Default for AgentConfig {
             lease_ttl: Duration::from_secs(10),
             vxlan_port: weft_model::DEFAULT_VXLAN_PORT,
             resync_every: Duration::from_secs(30),
+            datapath: DatapathChoice::Auto,
         }
     }
 }
@@ -44,14 +48,18 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     let id = weft_control::hosts::local_host_id(cfg.name.as_deref())?;
     weft_model::validate::name("host", &id)?;
     let underlay: IpAddr = resolve_underlay(cfg.underlay.as_deref()).await?;
-    let dp = KernelDatapath::new(underlay, cfg.vxlan_port).await?;
-    dp.probe()
-        .await
-        .context("this kernel cannot run weft's VXLAN datapath")?;
+    let (dp, capabilities) = datapaths(&cfg, underlay).await?;
     let store: Arc<dyn Store> = weft_control::open_store(&cfg.store_url).await?;
-    let reg =
-        Registration::register(store.clone(), &id, underlay, cfg.vxlan_port, cfg.lease_ttl).await?;
-    tracing::info!(host = %id, %underlay, store = %cfg.store_url, lease = reg.lease(), "registered");
+    let reg = Registration::register(
+        store.clone(),
+        &id,
+        underlay,
+        cfg.vxlan_port,
+        capabilities.clone(),
+        cfg.lease_ttl,
+    )
+    .await?;
+    tracing::info!(host = %id, %underlay, store = %cfg.store_url, lease = reg.lease(), ?capabilities, "registered");
 
     let mut agent = sync::Syncer::new(id.clone(), store.clone(), Box::new(dp), reg);
     agent.set_resync(cfg.resync_every);
@@ -83,6 +91,39 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     // out on its own if the agent does not come back.
     tracing::info!("stopping; datapath left in place");
     Ok(())
+}
+
+/// The host's datapaths and the capabilities it advertises. One UDP port cannot be served by both
+/// the kernel's VXLAN and the engine, so a host runs plain networks on one of them: the kernel where
+/// it can (auto), or the engine when told to or when the kernel lacks VXLAN.
+async fn datapaths(cfg: &AgentConfig, underlay: IpAddr) -> Result<(Datapaths, Vec<String>)> {
+    let kernel = KernelDatapath::new(underlay, cfg.vxlan_port).await?;
+    let use_kernel = match cfg.datapath {
+        DatapathChoice::Userspace => false,
+        DatapathChoice::Kernel => {
+            kernel
+                .probe()
+                .await
+                .context("this kernel cannot run weft's VXLAN datapath (try --datapath userspace)")?;
+            true
+        }
+        DatapathChoice::Auto => match kernel.probe().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("kernel VXLAN unavailable ({e:#}); using the userspace engine");
+                false
+            }
+        },
+    };
+    if use_kernel {
+        let dp = Datapaths { kernel: Some(Box::new(kernel)), userspace: None };
+        return Ok((dp, vec![CAP_KERNEL_VXLAN.to_string()]));
+    }
+    let user = weft_datapath::UserspaceDatapath::start(underlay, cfg.vxlan_port)
+        .await
+        .context("starting the userspace engine")?;
+    let dp = Datapaths { kernel: None, userspace: Some(Box::new(user)) };
+    Ok((dp, vec![CAP_USERSPACE_VXLAN.to_string()]))
 }
 
 fn is_store_trouble(e: &anyhow::Error) -> bool {

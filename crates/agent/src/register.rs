@@ -23,6 +23,7 @@ impl Registration {
         id: &str,
         underlay: IpAddr,
         vxlan_port: u16,
+        capabilities: Vec<String>,
         ttl: Duration,
     ) -> Result<Registration> {
         let host = Host {
@@ -32,7 +33,7 @@ impl Registration {
             underlay,
             vxlan_port,
             public_key: None,
-            capabilities: vec!["kernel-vxlan".into()],
+            capabilities,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             started_at_ms: weft_control::now_ms(),
         };

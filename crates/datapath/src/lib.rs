@@ -4,6 +4,7 @@
 mod bridge;
 pub mod kernel;
 pub mod select;
+pub mod userspace;
 
 use std::collections::HashSet;
 
@@ -13,6 +14,7 @@ use weft_reconcile::{NetChanges, NetDesired};
 
 pub use kernel::KernelDatapath;
 pub use select::Datapaths;
+pub use userspace::UserspaceDatapath;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {

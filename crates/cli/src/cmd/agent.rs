@@ -19,6 +19,10 @@ pub struct Args {
     /// Seconds between full re-reads of the kernel's state (a safety net; changes apply at once).
     #[arg(long, default_value_t = 30)]
     resync: u64,
+    /// Datapath for plain networks: auto (the kernel's VXLAN if it works here, else the userspace
+    /// engine), kernel, or userspace (behave as a host without kernel VXLAN).
+    #[arg(long, default_value = "auto")]
+    datapath: weft_model::DatapathChoice,
 }
 
 pub async fn run(store: &str, a: Args) -> Result<i32> {
@@ -33,6 +37,7 @@ pub async fn run(store: &str, a: Args) -> Result<i32> {
         lease_ttl: Duration::from_secs(a.lease_ttl),
         vxlan_port: a.vxlan_port,
         resync_every: Duration::from_secs(a.resync.max(1)),
+        datapath: a.datapath,
     })
     .await?;
     Ok(0)

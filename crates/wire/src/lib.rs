@@ -1,0 +1,39 @@
+//! # weft-wire: the packet codecs of weft's userspace engine
+//!
+//! Pure code: no I/O, no threads, no clocks, and no allocation on the hot paths. Decoders take a
+//! `&[u8]` and return borrowed views into it; encoders write into a caller's `&mut [u8]` or append
+//! to a caller's reused `&mut Vec<u8>`. No decoder panics on any input: every one of them is
+//! fuzzed (see [`fuzz`], the `fuzz/` cargo-fuzz project and `tests/fuzz_smoke.rs`).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`vxlan`] | RFC 7348 header |
+//! | [`gre`] | Ethernet over GRE (key = VNI), as Linux gretap and Open vSwitch |
+//! | [`eth`] | Ethernet II view, one VLAN tag skipped |
+//! | [`arp`], [`nd`] | answer ARP requests and IPv6 neighbour solicitations locally (proxy) |
+//! | [`icmp`] | "fragmentation needed" and "packet too big" errors for the MTU promise |
+//! | [`virtio`] | TAP `IFF_VNET_HDR` header, TCP segmentation of GSO super-frames, checksum completion |
+//! | [`secure`] | framing of the encrypted transport and of its decrypted payload |
+//! | [`ipv4`], [`ipv6`], [`checksum`] | the shared pieces |
+//!
+//! The byte layouts are in `docs/wire-format.md`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod arp;
+pub mod checksum;
+mod error;
+pub mod eth;
+pub mod fuzz;
+pub mod gro;
+pub mod gre;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
+pub mod nd;
+pub mod secure;
+pub mod virtio;
+pub mod vxlan;
+
+pub use error::WireError;
