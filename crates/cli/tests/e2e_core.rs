@@ -17,7 +17,13 @@ const B_CONTAINERS: [(&str, &str); 3] = [("b1", "h1"), ("b2", "h2"), ("b3", "h3"
 const LEASE_TTL: &str = "4";
 
 fn build(store: &str) -> Lab {
-    let lab = Lab::up_with(3, store, &["--lease-ttl", LEASE_TTL]);
+    build_with(store, &[])
+}
+
+fn build_with(store: &str, extra: &[&str]) -> Lab {
+    let mut args = vec!["--lease-ttl", LEASE_TTL];
+    args.extend_from_slice(extra);
+    let lab = Lab::up_with(3, store, &args);
     lab.ok_on(
         "h1",
         &[
@@ -184,12 +190,13 @@ fn entries(lab: &Lab, host: &str, vni: u64) -> (Vec<String>, Vec<String>) {
     .unwrap()
 }
 
-fn detach_everywhere(lab: &Lab) {
+/// Detaching a3 (on h3) removes its entries from the kernel datapaths of `kernel_hosts`.
+fn detach_everywhere(lab: &Lab, kernel_hosts: &[&str]) {
     let vni = lab.vni(A);
     let ep = lab.endpoint("a3", A);
     let mac = ep["mac"].as_str().unwrap().to_string();
     let ip4 = lab.ip4("a3", A);
-    for h in ["h1", "h2"] {
+    for h in kernel_hosts {
         let (fdb, neigh) = entries(lab, h, vni);
         assert!(
             fdb.contains(&mac) && neigh.contains(&ip4),
@@ -198,7 +205,7 @@ fn detach_everywhere(lab: &Lab) {
     }
     let ns = format!("/run/netns/{}", lab.netns("a3"));
     lab.ok_on("h3", &["detach", &ns, A]);
-    for h in ["h1", "h2"] {
+    for h in kernel_hosts {
         let gone = eventually(Duration::from_secs(3), || {
             let (fdb, neigh) = entries(lab, h, vni);
             !fdb.contains(&mac) && !neigh.iter().any(|n| n == &ip4)
@@ -210,10 +217,10 @@ fn detach_everywhere(lab: &Lab) {
         );
     }
     // h3 has no endpoint of A left: its devices for A are gone too.
-    let o = lab.exec("h3", &["ip", "link", "show", &format!("wvx{vni}")]);
+    let o = lab.exec("h3", &["ip", "link", "show", &format!("wbr{vni}")]);
     assert!(
         !o.status.success(),
-        "h3 kept the vxlan device of {A} after its last endpoint left"
+        "h3 kept the bridge of {A} after its last endpoint left"
     );
 }
 
@@ -410,7 +417,7 @@ fn core(store: &str) {
     isolation(&lab);
     broadcast_scope(&lab);
     mtu(&lab);
-    detach_everywhere(&lab);
+    detach_everywhere(&lab, &["h1", "h2"]);
     agent_restart(&lab);
     if store == "etcd" {
         etcd_loss(&lab);
@@ -427,4 +434,76 @@ fn core_on_embedded_store() {
 #[test]
 fn core_on_etcd() {
     core("etcd");
+}
+
+/// The userspace engine's packets on the wire are VXLAN with the network's VNI, as tshark reads them.
+fn engine_speaks_vxlan(lab: &Lab) {
+    let vni = lab.vni(A);
+    let ns = lab.netns("h1");
+    let capture = std::thread::spawn(move || {
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "tshark",
+                "-i",
+                "ul0",
+                "-a",
+                "duration:4",
+                "-c",
+                "6",
+            ])
+            .args([
+                "-f",
+                "udp port 4789 and src host 192.0.2.12",
+                "-d",
+                "udp.port==4789,vxlan",
+            ])
+            .args(["-T", "fields", "-e", "vxlan.vni", "-e", "eth.src"])
+            .output()
+            .expect("tshark")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let o = lab.ping("a2", &lab.ip4("a1", A), &["-c", "3", "-i", "0.2"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    let cap = capture.join().unwrap();
+    let text = String::from_utf8_lossy(&cap.stdout).to_string();
+    let a2_mac = lab.endpoint("a2", A)["mac"].as_str().unwrap().to_string();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{vni}\t")) && l.contains(&a2_mac)),
+        "tshark did not decode h2's engine packets as VXLAN VNI {vni} carrying a2's frames:\n{}",
+        out_text(&cap)
+    );
+}
+
+/// A userspace agent restarted: its engine (and TAPs) go with the process; the new agent brings
+/// the network back and traffic flows again.
+fn userspace_restart(lab: &Lab) {
+    let a2 = lab.ip4("a2", A);
+    let o = lab.lab(&["agent", "stop", "h2"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    let o = lab.lab(&["agent", "start", "h2"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    assert!(
+        eventually(Duration::from_secs(5), || lab
+            .ping("a1", &a2, &["-W", "1"])
+            .status
+            .success()),
+        "after restarting h2's userspace agent, a2 is not reachable"
+    );
+}
+
+#[test]
+fn kernel_and_userspace_hosts_interoperate() {
+    let lab = build_with("embedded", &["--userspace-hosts", "h2,h3"]);
+    ping_matrix(&lab);
+    tcp_udp(&lab);
+    isolation(&lab);
+    broadcast_scope(&lab);
+    mtu(&lab);
+    engine_speaks_vxlan(&lab);
+    detach_everywhere(&lab, &["h1"]);
+    userspace_restart(&lab);
 }
