@@ -101,10 +101,9 @@ async fn datapaths(cfg: &AgentConfig, underlay: IpAddr) -> Result<(Datapaths, Ve
     let use_kernel = match cfg.datapath {
         DatapathChoice::Userspace => false,
         DatapathChoice::Kernel => {
-            kernel
-                .probe()
-                .await
-                .context("this kernel cannot run weft's VXLAN datapath (try --datapath userspace)")?;
+            kernel.probe().await.context(
+                "this kernel cannot run weft's VXLAN datapath (try --datapath userspace)",
+            )?;
             true
         }
         DatapathChoice::Auto => match kernel.probe().await {
@@ -116,13 +115,19 @@ async fn datapaths(cfg: &AgentConfig, underlay: IpAddr) -> Result<(Datapaths, Ve
         },
     };
     if use_kernel {
-        let dp = Datapaths { kernel: Some(Box::new(kernel)), userspace: None };
+        let dp = Datapaths {
+            kernel: Some(Box::new(kernel)),
+            userspace: None,
+        };
         return Ok((dp, vec![CAP_KERNEL_VXLAN.to_string()]));
     }
     let user = weft_datapath::UserspaceDatapath::start(underlay, cfg.vxlan_port)
         .await
         .context("starting the userspace engine")?;
-    let dp = Datapaths { kernel: None, userspace: Some(Box::new(user)) };
+    let dp = Datapaths {
+        kernel: None,
+        userspace: Some(Box::new(user)),
+    };
     Ok((dp, vec![CAP_USERSPACE_VXLAN.to_string()]))
 }
 

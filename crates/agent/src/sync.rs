@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use weft_datapath::{Datapath, Removal};
-use weft_model::{keys, Endpoint};
+use weft_model::{keys, Endpoint, HostReport, PeerReport, Record, SCHEMA_VERSION};
 use weft_reconcile::{desired, diff_network, ClusterState, NetDesired};
 use weft_store::{EventKind, Store, StoreError};
 
@@ -24,6 +24,8 @@ pub struct Syncer {
     dirty: BTreeSet<String>,
     /// This host's endpoints as last seen while it was registered; restored if the lease is lost.
     last_local: Vec<Endpoint>,
+    /// The peer report last written to the store.
+    reported: Option<Vec<PeerReport>>,
     resync_every: Duration,
 }
 
@@ -43,6 +45,7 @@ impl Syncer {
             applied: BTreeMap::new(),
             dirty: BTreeSet::new(),
             last_local: Vec::new(),
+            reported: None,
             resync_every: Duration::from_secs(30),
         }
     }
@@ -72,6 +75,10 @@ impl Syncer {
                         None => return Err(StoreError::Unavailable("watch ended".into()).into()),
                         Some(r) => r?,
                     };
+                    // Agents' reports change no datapath.
+                    if events.iter().all(|e| e.kv.key.starts_with(keys::STATUS)) {
+                        continue;
+                    }
                     for ev in &events {
                         let value = match ev.kind {
                             EventKind::Put => Some(ev.kv.value.as_slice()),
@@ -105,6 +112,8 @@ impl Syncer {
     }
 
     async fn restore_registration(&mut self) -> Result<()> {
+        // The report lived under the lost lease too.
+        self.reported = None;
         self.reg.reregister(&self.last_local).await
     }
 
@@ -185,6 +194,32 @@ impl Syncer {
                     self.dirty.insert(name.clone());
                 }
             }
+        }
+        self.report().await;
+    }
+
+    /// Writes this host's peer report when it changed (under the lease, so it goes with the host).
+    async fn report(&mut self) {
+        let peers = weft_reconcile::report::peers(&self.state, &self.applied);
+        if self.reported.as_ref() == Some(&peers) {
+            return;
+        }
+        let rec = HostReport {
+            schema: SCHEMA_VERSION,
+            host: self.id.clone(),
+            peers: peers.clone(),
+        };
+        match self
+            .store
+            .put(
+                &keys::status(&self.id),
+                rec.encode(),
+                Some(self.reg.lease()),
+            )
+            .await
+        {
+            Ok(_) => self.reported = Some(peers),
+            Err(e) => tracing::warn!("writing the peer report: {e}"),
         }
     }
 

@@ -504,6 +504,32 @@ fn kernel_and_userspace_hosts_interoperate() {
     broadcast_scope(&lab);
     mtu(&lab);
     engine_speaks_vxlan(&lab);
+    peer_paths_reported(&lab);
     detach_everywhere(&lab, &["h1"]);
     userspace_restart(&lab);
+}
+
+/// `weft status` says, per host and peer, which datapath carries the traffic.
+fn peer_paths_reported(lab: &Lab) {
+    let found = eventually(Duration::from_secs(3), || {
+        let s: serde_json::Value =
+            serde_json::from_str(&lab.ok_on("h1", &["status", "--json"])).unwrap();
+        let has = |host: &str, peer: &str, path: &str, peer_path: &str| {
+            s["peers"].as_array().unwrap().iter().any(|p| {
+                p["host"] == host
+                    && p["peer"] == peer
+                    && p["network"] == A
+                    && p["path"] == path
+                    && p["peer_path"] == peer_path
+            })
+        };
+        has("h1", "h2", "kernel", "userspace")
+            && has("h2", "h1", "userspace", "kernel")
+            && has("h2", "h3", "userspace", "userspace")
+    });
+    assert!(
+        found,
+        "status does not report the peer paths:\n{}",
+        lab.ok_on("h1", &["status"])
+    );
 }

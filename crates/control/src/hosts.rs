@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
-use weft_model::{keys, Endpoint, Host, Network};
+use weft_model::{keys, Endpoint, Host, HostReport, Network, PeerReport};
 use weft_store::{KeyValue, LeaseId, Store};
 
 use crate::read;
@@ -55,6 +55,15 @@ pub struct Status {
     pub revision: i64,
     pub hosts: Vec<HostStatus>,
     pub networks: Vec<NetworkStatus>,
+    /// Per host and peer: the datapath used and the handshake state, as each agent reports them.
+    pub peers: Vec<HostPeer>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostPeer {
+    pub host: String,
+    #[serde(flatten)]
+    pub peer: PeerReport,
 }
 
 pub async fn status(store: &dyn Store, store_url: &str) -> Result<Status> {
@@ -96,7 +105,19 @@ pub async fn status(store: &dyn Store, store_url: &str) -> Result<Status> {
             }
         })
         .collect();
+    let (reports, _) = read::list::<HostReport>(store, keys::STATUS).await?;
+    let peers = reports
+        .into_iter()
+        .flat_map(|(r, _)| {
+            let host = r.host;
+            r.peers.into_iter().map(move |peer| HostPeer {
+                host: host.clone(),
+                peer,
+            })
+        })
+        .collect();
     Ok(Status {
+        peers,
         store: store_url.to_string(),
         revision,
         hosts: host_status,

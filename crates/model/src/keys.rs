@@ -8,6 +8,8 @@ pub const VNIS: &str = "/weft/vnis/";
 pub const HOSTS: &str = "/weft/hosts/";
 pub const ENDPOINTS: &str = "/weft/endpoints/";
 pub const IPAM: &str = "/weft/ipam/";
+/// Each agent's report of its datapath towards its peers, under its lease (read by `weft status`).
+pub const STATUS: &str = "/weft/status/";
 /// Bumped by every network create/remove so that concurrent creators cannot both pass the overlap check.
 pub const NETWORKS_GUARD: &str = "/weft/meta/networks-guard";
 
@@ -16,6 +18,9 @@ pub fn network(name: &str) -> String {
 }
 pub fn vni(vni: u32) -> String {
     format!("{VNIS}{vni}")
+}
+pub fn status(host: &str) -> String {
+    format!("{STATUS}{host}")
 }
 pub fn host(id: &str) -> String {
     format!("{HOSTS}{id}")

@@ -112,6 +112,27 @@ impl Endpoint {
     }
 }
 
+/// What an agent reports of its datapath: one entry per (network, peer host) it carries traffic
+/// for. Written by the agent when it changes; read by `weft status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReport {
+    pub schema: u32,
+    pub host: String,
+    pub peers: Vec<PeerReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PeerReport {
+    pub network: String,
+    pub peer: String,
+    /// The datapath this host uses towards the peer: `kernel` or `userspace`.
+    pub path: String,
+    /// The peer's own datapath, from its host record.
+    pub peer_path: String,
+    /// Handshake state of an encrypted session; `none` on plain networks.
+    pub handshake: String,
+}
+
 /// The owner of one allocated address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
@@ -169,7 +190,7 @@ macro_rules! record {
         }
     )*};
 }
-record!(Network, Host, Endpoint, Allocation);
+record!(Network, Host, Endpoint, Allocation, HostReport);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@ pub mod desired;
 pub mod diff;
 pub mod names;
 pub mod path;
+pub mod report;
 pub mod state;
 
 pub use desired::{desired, FdbEntry, NeighEntry, NetDesired};

@@ -46,5 +46,20 @@ pub async fn run(store_url: &str, args: Args) -> Result<i32> {
     );
     println!();
     super::network::print_networks(&s.networks);
+    println!();
+    let rows: Vec<Vec<String>> = s
+        .peers
+        .iter()
+        .map(|p| {
+            vec![
+                p.host.clone(),
+                p.peer.peer.clone(),
+                p.peer.network.clone(),
+                format!("{} -> {}", p.peer.path, p.peer.peer_path),
+                p.peer.handshake.clone(),
+            ]
+        })
+        .collect();
+    output::table(&["HOST", "PEER", "NETWORK", "PATH", "HANDSHAKE"], &rows);
     Ok(0)
 }
