@@ -28,6 +28,14 @@ pub struct AgentConfig {
     pub resync_every: Duration,
     /// Which datapath carries plain networks on this host.
     pub datapath: DatapathChoice,
+    /// The host's private key file (made at first start, mode 0600); None: the default path.
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+/// Where a host's private key lives unless told otherwise; per host name, so that several agents
+/// on one machine (the lab) each have their own.
+pub fn default_key_file(host: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/var/lib/weft/keys/{host}.key"))
 }
 
 impl Default for AgentConfig {
@@ -40,6 +48,7 @@ impl Default for AgentConfig {
             vxlan_port: weft_model::DEFAULT_VXLAN_PORT,
             resync_every: Duration::from_secs(30),
             datapath: DatapathChoice::Auto,
+            key_file: None,
         }
     }
 }
@@ -48,6 +57,11 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     let id = weft_control::hosts::local_host_id(cfg.name.as_deref())?;
     weft_model::validate::name("host", &id)?;
     let underlay: IpAddr = resolve_underlay(cfg.underlay.as_deref()).await?;
+    let key_file = cfg
+        .key_file
+        .clone()
+        .unwrap_or_else(|| default_key_file(&id));
+    let keys = weft_secure::keyfile::load_or_create(&key_file)?;
     let (dp, capabilities) = datapaths(&cfg, underlay).await?;
     let store: Arc<dyn Store> = weft_control::open_store(&cfg.store_url).await?;
     let reg = Registration::register(
@@ -56,6 +70,7 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         underlay,
         cfg.vxlan_port,
         capabilities.clone(),
+        keys.public().to_base64(),
         cfg.lease_ttl,
     )
     .await?;

@@ -24,6 +24,7 @@ impl Registration {
         underlay: IpAddr,
         vxlan_port: u16,
         capabilities: Vec<String>,
+        public_key: String,
         ttl: Duration,
     ) -> Result<Registration> {
         let host = Host {
@@ -32,7 +33,7 @@ impl Registration {
             name: id.to_string(),
             underlay,
             vxlan_port,
-            public_key: None,
+            public_key: Some(public_key),
             capabilities,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             started_at_ms: weft_control::now_ms(),

@@ -23,6 +23,10 @@ pub struct Args {
     /// engine), kernel, or userspace (behave as a host without kernel VXLAN).
     #[arg(long, default_value = "auto")]
     datapath: weft_model::DatapathChoice,
+    /// The host's private key file, made at first start with mode 0600 (default:
+    /// /var/lib/weft/keys/NAME.key); its public key goes into the host record.
+    #[arg(long)]
+    key_file: Option<std::path::PathBuf>,
 }
 
 pub async fn run(store: &str, a: Args) -> Result<i32> {
@@ -38,6 +42,7 @@ pub async fn run(store: &str, a: Args) -> Result<i32> {
         vxlan_port: a.vxlan_port,
         resync_every: Duration::from_secs(a.resync.max(1)),
         datapath: a.datapath,
+        key_file: a.key_file,
     })
     .await?;
     Ok(0)
