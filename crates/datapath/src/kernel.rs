@@ -137,6 +137,12 @@ impl Datapath for KernelDatapath {
     }
 
     async fn ensure(&self, net: &NetDesired) -> Result<()> {
+        if net.encrypted {
+            anyhow::bail!(
+                "network {} is encrypted, which the kernel datapath cannot carry",
+                net.network
+            );
+        }
         let br = self.nl.ensure_bridge(&net.bridge, net.mtu).await?;
         self.nl
             .ensure_vxlan(&VxlanSpec {

@@ -27,7 +27,11 @@ impl UserspaceDatapath {
         let mut cfg = EngineConfig::new(underlay);
         cfg.port = port;
         let engine = Engine::start(cfg)?;
-        Ok(UserspaceDatapath { engine, nl: Netlink::open()?, given: Mutex::new(BTreeMap::new()) })
+        Ok(UserspaceDatapath {
+            engine,
+            nl: Netlink::open()?,
+            given: Mutex::new(BTreeMap::new()),
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -48,10 +52,24 @@ impl UserspaceDatapath {
 
     /// Hands the engine the network's whole table; returns what changed since the last one.
     fn give(&self, net: &NetDesired) -> Result<NetChanges> {
+        // Never carry an encrypted network in the clear.
+        if net.encrypted {
+            anyhow::bail!(
+                "network {} is encrypted, which this engine does not carry yet",
+                net.network
+            );
+        }
         self.engine.set_network(Self::config(net))?;
         let mut given = self.given.lock().expect("not poisoned");
         let before = given.insert(net.vni, net.clone()).unwrap_or_default();
-        Ok(diff_network(&before.fdb, &before.flood, &before.neigh, &net.fdb, &net.flood, &net.neigh))
+        Ok(diff_network(
+            &before.fdb,
+            &before.flood,
+            &before.neigh,
+            &net.fdb,
+            &net.flood,
+            &net.neigh,
+        ))
     }
 }
 
@@ -63,7 +81,12 @@ impl Datapath for UserspaceDatapath {
 
     async fn ensure(&self, net: &NetDesired) -> Result<()> {
         let br = self.nl.ensure_bridge(&net.bridge, net.mtu).await?;
-        if !self.given.lock().expect("not poisoned").contains_key(&net.vni) {
+        if !self
+            .given
+            .lock()
+            .expect("not poisoned")
+            .contains_key(&net.vni)
+        {
             self.give(net)?;
         }
         let tap = names::tap(net.vni);
@@ -91,13 +114,22 @@ impl Datapath for UserspaceDatapath {
                 return Ok(Removal::Busy(ports));
             }
         }
-        let had = self.given.lock().expect("not poisoned").remove(&vni).is_some();
+        let had = self
+            .given
+            .lock()
+            .expect("not poisoned")
+            .remove(&vni)
+            .is_some();
         if had {
             self.engine.remove_network(vni)?;
         }
         let tap = self.nl.delete_link(&names::tap(vni)).await?;
         let br = self.nl.delete_link(&names::bridge(vni)).await?;
-        Ok(if had || tap || br { Removal::Removed } else { Removal::Absent })
+        Ok(if had || tap || br {
+            Removal::Removed
+        } else {
+            Removal::Absent
+        })
     }
 
     async fn collect_orphans(&self, keep: &HashSet<String>) -> Result<Vec<String>> {

@@ -23,6 +23,8 @@ pub struct NetDesired {
     pub network: String,
     /// The datapath that carries the network on this host.
     pub path: Path,
+    /// Frames must be sealed between hosts: a datapath that cannot must refuse the network.
+    pub encrypted: bool,
     pub vni: u32,
     pub mtu: u32,
     pub bridge: String,
@@ -54,6 +56,7 @@ pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired
         };
         let mut d = NetDesired {
             path,
+            encrypted: net.encrypted,
             network: name.clone(),
             vni: net.vni,
             mtu: net.mtu,
