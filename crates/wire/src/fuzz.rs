@@ -10,7 +10,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::checksum;
-use crate::{arp, eth, gre, icmp, ipv4, ipv6, nd, secure, virtio, vxlan};
+use crate::{arp, eth, gre, gro, icmp, ipv4, ipv6, nd, secure, virtio, vxlan};
 
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("nd", nd),
     ("icmp", icmp),
     ("virtio", virtio),
+    ("gro", gro),
     ("secure", secure),
     ("ip", ip),
 ];
@@ -215,6 +216,17 @@ pub fn virtio(data: &[u8]) {
     });
     assert_eq!(ra, rb);
     assert_eq!(a, b);
+    if let Ok(seg) = virtio::Segmenter::new(&hdr, frame) {
+        assert_eq!(Ok(seg.count()), ra);
+        let mut slot = [0u8; virtio::Segmenter::MAX_HEADER_LEN];
+        for (k, expect) in a.iter().enumerate() {
+            let r = seg
+                .write_headers(frame, k, &mut slot)
+                .expect("planned piece");
+            assert_eq!(&slot[..seg.header_len()], &expect[..seg.header_len()]);
+            assert_eq!(&frame[r], &expect[seg.header_len()..]);
+        }
+    }
     match ra {
         Ok(n) => {
             assert_eq!(n, a.len());
@@ -232,6 +244,49 @@ pub fn virtio(data: &[u8]) {
         usize::from(hdr.csum_start),
         usize::from(hdr.csum_offset),
     );
+}
+
+/// Coalescing: the input is a virtio-net header and a frame; its segments (if it segments) go
+/// through a [`gro::TcpCoalescer`] as the engine would feed it, and segmenting what comes out
+/// again must give back exactly the segments that went in. The raw frame is offered too.
+pub fn gro(data: &[u8]) {
+    let mut g = gro::TcpCoalescer::new(true);
+    if let Some(frame) = data.get(virtio::HDR_LEN..) {
+        if g.push(frame) {
+            assert!(g.flush(&mut |b: &[u8]| assert!(b.len() > virtio::HDR_LEN)));
+        }
+    }
+    let Ok((hdr, frame)) = virtio::VirtioNetHdr::parse(data) else {
+        return;
+    };
+    let mut segs: Vec<Vec<u8>> = Vec::new();
+    let mut scratch = Vec::new();
+    if virtio::segment_frame_into(&hdr, frame, &mut scratch, &mut |s: &[u8]| {
+        segs.push(s.to_vec())
+    })
+    .is_err()
+    {
+        return;
+    }
+    let mut outs: Vec<Vec<u8>> = Vec::new();
+    for s in &segs {
+        if !g.push(s) {
+            g.flush(&mut |b: &[u8]| outs.push(b.to_vec()));
+            if !g.push(s) {
+                let mut alone = vec![0u8; virtio::HDR_LEN];
+                alone.extend_from_slice(s);
+                outs.push(alone);
+            }
+        }
+    }
+    g.flush(&mut |b: &[u8]| outs.push(b.to_vec()));
+    let mut again: Vec<Vec<u8>> = Vec::new();
+    for o in &outs {
+        let (h, f) = virtio::VirtioNetHdr::parse(o).expect("coalescer output has a header");
+        virtio::segment_frame_into(&h, f, &mut scratch, &mut |s: &[u8]| again.push(s.to_vec()))
+            .expect("coalescer output segments");
+    }
+    assert_eq!(again, segs, "segment(coalesce(segments)) == segments");
 }
 
 /// Encrypted transport framing: an accepted message re-encodes to the same bytes (reserved
@@ -366,6 +421,12 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     s.push(("virtio", vh(tso(virtio::GSO_UDP_L4, 34, 6, 1200), &udp4)));
     s.push(("virtio", vh(tso(virtio::GSO_NONE, 34, 6, 0), &udp4)));
     s.push(("virtio", vh(virtio::VirtioNetHdr::NONE, &arp_req)));
+    let gro_seeds: Vec<Vec<u8>> = s
+        .iter()
+        .filter(|(n, _)| *n == "virtio")
+        .map(|(_, b)| b.clone())
+        .collect();
+    s.extend(gro_seeds.into_iter().map(|b| ("gro", b)));
 
     let mut init = Vec::new();
     secure::write_initiation(
@@ -445,7 +506,7 @@ mod tests {
                     crate::icmp::write_frag_needed_v4(&bytes, 1400, &mut o).is_ok()
                         || crate::icmp::write_packet_too_big_v6(&bytes, 1400, &mut o).is_ok()
                 }
-                "virtio" => {
+                "virtio" | "gro" => {
                     let mut b = bytes.clone();
                     crate::virtio::segment_tcp(&mut b, &mut |_: &[u8]| {}).is_ok()
                 }

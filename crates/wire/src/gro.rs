@@ -72,7 +72,11 @@ fn parse_seg(frame: &[u8], verify: bool) -> Option<Seg> {
             if ip.next_header() != ipv6::NH_TCP {
                 return None;
             }
-            (l3 + ipv6::HEADER_LEN, l3 + ipv6::HEADER_LEN + ip.payload_len(), false)
+            (
+                l3 + ipv6::HEADER_LEN,
+                l3 + ipv6::HEADER_LEN + ip.payload_len(),
+                false,
+            )
         }
         _ => return None,
     };
@@ -104,8 +108,18 @@ fn parse_seg(frame: &[u8], verify: bool) -> Option<Seg> {
 
 fn pseudo(frame: &[u8], l3: usize, v4: bool, tcp_len: usize) -> u64 {
     if v4 {
-        let s = Ipv4Addr::new(frame[l3 + 12], frame[l3 + 13], frame[l3 + 14], frame[l3 + 15]);
-        let d = Ipv4Addr::new(frame[l3 + 16], frame[l3 + 17], frame[l3 + 18], frame[l3 + 19]);
+        let s = Ipv4Addr::new(
+            frame[l3 + 12],
+            frame[l3 + 13],
+            frame[l3 + 14],
+            frame[l3 + 15],
+        );
+        let d = Ipv4Addr::new(
+            frame[l3 + 16],
+            frame[l3 + 17],
+            frame[l3 + 18],
+            frame[l3 + 19],
+        );
         checksum::pseudo_v4(s, d, ipv4::PROTO_TCP, tcp_len as u16)
     } else {
         let s: Ipv6Addr = ipv6::addr_at(frame, l3 + 8);
@@ -140,7 +154,11 @@ impl TcpCoalescer {
     /// marked NEEDS_CSUM): right for plain VXLAN/GRE, whose UDP checksum may be absent; an
     /// encrypted network, whose frames the AEAD authenticated, may skip it.
     pub fn new(verify_checksums: bool) -> Self {
-        TcpCoalescer { buf: Vec::new(), held: None, verify: verify_checksums }
+        TcpCoalescer {
+            buf: Vec::new(),
+            held: None,
+            verify: verify_checksums,
+        }
     }
 
     /// True when nothing is held.
@@ -158,7 +176,9 @@ impl TcpCoalescer {
     /// then offer it again; refused when nothing is held, it cannot be coalesced at all (not TCP,
     /// SYN/RST/URG, no payload, a bad checksum, …): write it alone.
     pub fn push(&mut self, frame: &[u8]) -> bool {
-        let Some(s) = parse_seg(frame, self.verify) else { return false };
+        let Some(s) = parse_seg(frame, self.verify) else {
+            return false;
+        };
         let payload = s.end - s.hdr_end;
         if payload == 0 || s.flags & (TCP_SYN | TCP_RST | TCP_URG) != 0 || s.flags & TCP_ACK == 0 {
             return false;
@@ -231,7 +251,9 @@ impl TcpCoalescer {
     /// with `F_NEEDS_CSUM`, `GSO_TCPV4`/`GSO_TCPV6` (`| GSO_ECN` if the first segment had CWR),
     /// `gso_size` = the first segment's payload, `csum_start` = the TCP header, `csum_offset` 16.
     pub fn flush(&mut self, out: &mut impl FnMut(&[u8])) -> bool {
-        let Some(h) = self.held.take() else { return false };
+        let Some(h) = self.held.take() else {
+            return false;
+        };
         let f = h.first;
         let hdr = if h.segments == 1 {
             VirtioNetHdr::NONE
@@ -250,7 +272,11 @@ impl TcpCoalescer {
             }
             let seed = checksum::fold(pseudo(frame, f.l3, f.v4, len - f.l4));
             frame[f.l4 + 16..f.l4 + 18].copy_from_slice(&seed.to_be_bytes());
-            let mut gso_type = if f.v4 { virtio::GSO_TCPV4 } else { virtio::GSO_TCPV6 };
+            let mut gso_type = if f.v4 {
+                virtio::GSO_TCPV4
+            } else {
+                virtio::GSO_TCPV6
+            };
             if f.flags & TCP_CWR != 0 {
                 gso_type |= virtio::GSO_ECN;
             }

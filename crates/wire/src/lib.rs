@@ -12,9 +12,15 @@
 //! | [`eth`] | Ethernet II view, one VLAN tag skipped |
 //! | [`arp`], [`nd`] | answer ARP requests and IPv6 neighbour solicitations locally (proxy) |
 //! | [`icmp`] | "fragmentation needed" and "packet too big" errors for the MTU promise |
-//! | [`virtio`] | TAP `IFF_VNET_HDR` header, TCP segmentation of GSO super-frames, checksum completion |
-//! | [`secure`] | framing of the encrypted transport and of its decrypted payload |
+//! | [`virtio`] | TAP `IFF_VNET_HDR` header, TCP/UDP segmentation of GSO super-frames, checksum completion |
+//! | [`gro`] | the reverse: TCP segments coalesced into one super-frame for the TAP |
+//! | [`secure`] | framing of the encrypted transport (the messages of `weft-secure`) |
 //! | [`ipv4`], [`ipv6`], [`checksum`] | the shared pieces |
+//! | [`fuzz`] | the fuzz targets' bodies (run by `fuzz/` and by `tests/fuzz_smoke.rs`) |
+//!
+//! Writers that take a `&mut Vec<u8>` **append** (they never clear it), so that a caller can put
+//! a virtio-net header or an outer header first. Every decoder error is a [`WireError`], whose
+//! [`WireError::reason`] is a stable label for drop counters.
 //!
 //! The byte layouts are in `docs/wire-format.md`.
 
@@ -26,8 +32,8 @@ pub mod checksum;
 mod error;
 pub mod eth;
 pub mod fuzz;
-pub mod gro;
 pub mod gre;
+pub mod gro;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;

@@ -15,12 +15,12 @@
 //!   12..120  Noise IKpsk2 message 1 (108 bytes): e (32), s encrypted (32+16),
 //!            payload = TAI64N timestamp encrypted (12+16)
 //!
-//! Handshake response (type 2), exactly 60 bytes:
+//! Handshake response (type 2), exactly 72 bytes:
 //!   0      type = 2
 //!   1..4   reserved
 //!   4..8   receiver index (u32 LE): the initiation's sender index
 //!   8..12  sender index (u32 LE): the responder's index for this session
-//!   12..60   Noise IKpsk2 message 2 (48 bytes): e (32), empty payload encrypted (0+16)
+//!   12..72   Noise IKpsk2 message 2 (60 bytes): e (32), a 12-byte timestamp encrypted (12+16)
 //!
 //! Transport data (type 4), 32 + n bytes:
 //!   0      type = 4
@@ -49,7 +49,7 @@ pub const TYPE_TRANSPORT: u8 = 4;
 /// Length of Noise IKpsk2 message 1 with a 12-byte (TAI64N) payload: 32 + (32+16) + (12+16).
 pub const NOISE_INITIATION_LEN: usize = 32 + (32 + 16) + (12 + 16);
 /// Length of Noise IKpsk2 message 2 with an empty payload: 32 + 16.
-pub const NOISE_RESPONSE_LEN: usize = 32 + 16;
+pub const NOISE_RESPONSE_LEN: usize = 32 + (12 + 16);
 /// Clear header of an initiation: type, reserved, sender index, network id.
 pub const INITIATION_HEADER_LEN: usize = 12;
 /// Length of an initiation.
@@ -136,7 +136,7 @@ fn le32(b: &[u8], at: usize) -> u32 {
 }
 
 /// Decodes a UDP payload of the encrypted transport. Checks the type and the length for the
-/// type (initiation exactly 120, response exactly 60, transport 32 ..= 16 + 65535); reserved
+/// type (initiation exactly 120, response exactly 72, transport 32 ..= 16 + 65535); reserved
 /// bytes are ignored. Authenticity is `weft-secure`'s to check.
 pub fn parse(pkt: &[u8]) -> Result<Message<'_>, WireError> {
     let Some(&kind) = pkt.first() else {
@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn lengths_match_weft_secure() {
         assert_eq!(INITIATION_LEN, 120);
-        assert_eq!(RESPONSE_LEN, 60);
+        assert_eq!(RESPONSE_LEN, 72);
         assert_eq!(TRANSPORT_OVERHEAD, 32);
         assert_eq!(OVERHEAD_V4, 74);
         assert_eq!(transport_len(1426 + 14), 1472);

@@ -284,28 +284,31 @@ fn layout(hdr: &VirtioNetHdr, frame: &[u8]) -> Result<Layout, WireError> {
     })
 }
 
-/// Fixes the headers of segment `i` of `n` (already in `seg`, headers first, payload after):
-/// IP lengths, IPv4 ID and checksum, TCP sequence number and flags, L4 checksum.
-fn patch(seg: &mut [u8], p: &Plan, i: usize) {
+/// Fixes the headers of segment `i` of `n` — `h`, exactly the headers (Ethernet to the end of
+/// the L4 header), already copied from the super-frame — for the segment's `payload`: IP
+/// lengths, IPv4 ID and checksum, TCP sequence number and flags or UDP length, L4 checksum
+/// (over the headers in `h` and the payload where it lies).
+fn patch(h: &mut [u8], payload: &[u8], p: &Plan, i: usize) {
     let lay = &p.lay;
     let (n, mss, seq0, id0, flags0) = (p.n, p.mss, p.seq0, p.id0, p.flags0);
     let (l3, l4) = (lay.l3, lay.l4);
-    let l4_len = seg.len() - l4;
+    let len = h.len() + payload.len();
+    let l4_len = len - l4;
     if lay.v4 {
-        let total = (seg.len() - l3) as u16;
-        seg[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
-        seg[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
-        seg[l3 + 10] = 0;
-        seg[l3 + 11] = 0;
-        let c = checksum::checksum(&seg[l3..l4]);
-        seg[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        let total = (len - l3) as u16;
+        h[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
+        h[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+        h[l3 + 10] = 0;
+        h[l3 + 11] = 0;
+        let c = checksum::checksum(&h[l3..l4]);
+        h[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     } else {
-        let plen = (seg.len() - l3 - ipv6::HEADER_LEN) as u16;
-        seg[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
+        let plen = (len - l3 - ipv6::HEADER_LEN) as u16;
+        h[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
     }
     let csum_at = if lay.tcp {
         let seq = seq0.wrapping_add((i * mss) as u32);
-        seg[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+        h[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
         let mut f = flags0;
         if i > 0 {
             f &= !0x80; // CWR only on the first segment
@@ -313,35 +316,37 @@ fn patch(seg: &mut [u8], p: &Plan, i: usize) {
         if i + 1 < n {
             f &= !(0x01 | 0x08); // FIN and PSH only on the last
         }
-        seg[l4 + 13] = f;
+        h[l4 + 13] = f;
         l4 + 16
     } else {
-        seg[l4 + 4..l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        h[l4 + 4..l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
         l4 + 6
     };
-    seg[csum_at] = 0;
-    seg[csum_at + 1] = 0;
+    h[csum_at] = 0;
+    h[csum_at + 1] = 0;
     let proto = if lay.tcp {
         ipv4::PROTO_TCP
     } else {
         ipv4::PROTO_UDP
     };
     let pseudo = if lay.v4 {
-        let s = Ipv4Addr::new(seg[l3 + 12], seg[l3 + 13], seg[l3 + 14], seg[l3 + 15]);
-        let d = Ipv4Addr::new(seg[l3 + 16], seg[l3 + 17], seg[l3 + 18], seg[l3 + 19]);
+        let s = Ipv4Addr::new(h[l3 + 12], h[l3 + 13], h[l3 + 14], h[l3 + 15]);
+        let d = Ipv4Addr::new(h[l3 + 16], h[l3 + 17], h[l3 + 18], h[l3 + 19]);
         checksum::pseudo_v4(s, d, proto, l4_len as u16)
     } else {
-        let s: Ipv6Addr = ipv6::addr_at(seg, l3 + 8);
-        let d: Ipv6Addr = ipv6::addr_at(seg, l3 + 24);
+        let s: Ipv6Addr = ipv6::addr_at(h, l3 + 8);
+        let d: Ipv6Addr = ipv6::addr_at(h, l3 + 24);
         checksum::pseudo_v6(s, d, proto, l4_len as u32)
     };
-    let mut c = !checksum::fold(checksum::sum(&seg[l4..], pseudo));
+    // The L4 header's length is even (TCP: a multiple of 4; UDP: 8), so the two sums join.
+    let mut c = !checksum::fold(checksum::sum(payload, checksum::sum(&h[l4..], pseudo)));
     if c == 0 && !lay.tcp {
         c = 0xffff;
     }
-    seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+    h[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
+#[derive(Debug, Clone, Copy)]
 struct Plan {
     lay: Layout,
     mss: usize,
@@ -427,9 +432,9 @@ pub fn segment_frame(
         let seg_end = (seg_start + p.mss).min(p.lay.end);
         let at = seg_start - h;
         frame[at..seg_start].copy_from_slice(&tmpl[..h]);
-        let seg = &mut frame[at..seg_end];
-        patch(seg, &p, i);
-        out_segments(seg);
+        let (headers, payload) = frame[at..seg_end].split_at_mut(h);
+        patch(headers, payload, &p, i);
+        out_segments(&frame[at..seg_end]);
     }
     Ok(p.n)
 }
@@ -464,10 +469,111 @@ pub fn segment_frame_into(
         scratch.clear();
         scratch.extend_from_slice(&frame[..h]);
         scratch.extend_from_slice(&frame[seg_start..seg_end]);
-        patch(scratch, &p, i);
+        let (headers, payload) = scratch.split_at_mut(h);
+        patch(headers, payload, &p, i);
         out_segments(scratch);
     }
     Ok(p.n)
+}
+
+/// Segmentation without touching the super-frame or copying its payload: piece `k`'s headers
+/// are written into a caller's slot and its payload is a range of the super-frame, so that the
+/// engine can hand `[outer headers + slot, payload range]` to `sendmsg`/`sendmmsg` as iovecs
+/// and send a whole super-frame in one batch. Same results as [`segment_frame`], byte for byte.
+///
+/// ```
+/// # use weft_wire::virtio::{Segmenter, VirtioNetHdr};
+/// # fn send(_: &[u8], _: &[u8]) {}
+/// # fn demo(hdr: &VirtioNetHdr, frame: &[u8]) -> Result<(), weft_wire::WireError> {
+/// let seg = Segmenter::new(hdr, frame)?;
+/// let mut slot = [0u8; Segmenter::MAX_HEADER_LEN];
+/// for k in 0..seg.count() {
+///     let payload = seg.write_headers(frame, k, &mut slot)?;
+///     send(&slot[..seg.header_len()], &frame[payload]);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Segmenter {
+    plan: Plan,
+}
+
+impl Segmenter {
+    /// The longest [`Self::header_len`] there can be: a slot this big always fits.
+    pub const MAX_HEADER_LEN: usize = MAX_HEADERS;
+
+    /// Plans the segmentation of a GSO super-frame (TCPV4, TCPV6, UDP_L4); a frame with gso_type
+    /// NONE is refused (it needs at most [`finish_checksum`]), as is whatever [`segment_frame`]
+    /// refuses.
+    pub fn new(hdr: &VirtioNetHdr, frame: &[u8]) -> Result<Segmenter, WireError> {
+        if hdr.gso_kind() == GSO_NONE {
+            return Err(WireError::BadVirtioHdr {
+                why: "not a gso super-frame",
+            });
+        }
+        Ok(Segmenter {
+            plan: plan(hdr, frame)?,
+        })
+    }
+
+    /// Number of pieces.
+    pub fn count(&self) -> usize {
+        self.plan.n
+    }
+
+    /// Bytes of headers (Ethernet to the end of the L4 header) every piece starts with.
+    pub fn header_len(&self) -> usize {
+        self.plan.lay.hdr_end
+    }
+
+    /// Payload bytes of every piece but the last (which may have fewer).
+    pub fn segment_size(&self) -> usize {
+        self.plan.mss
+    }
+
+    /// Where piece `k`'s payload lies in the super-frame (empty past the last piece).
+    pub fn payload_range(&self, k: usize) -> std::ops::Range<usize> {
+        let start = self
+            .plan
+            .lay
+            .hdr_end
+            .saturating_add(k.saturating_mul(self.plan.mss))
+            .min(self.plan.lay.end);
+        start..start.saturating_add(self.plan.mss).min(self.plan.lay.end)
+    }
+
+    /// Writes piece `k`'s headers into `slot[..header_len()]` and returns the range of `frame`
+    /// that is its payload. `frame` must be the super-frame the plan was made from (the
+    /// checksum is computed over its payload bytes).
+    pub fn write_headers(
+        &self,
+        frame: &[u8],
+        k: usize,
+        slot: &mut [u8],
+    ) -> Result<std::ops::Range<usize>, WireError> {
+        let h = self.header_len();
+        if k >= self.plan.n {
+            return Err(WireError::BadLength {
+                what: "segment index",
+                value: k,
+            });
+        }
+        if frame.len() < self.plan.lay.end {
+            return Err(WireError::Truncated {
+                what: "gso super-frame",
+                need: self.plan.lay.end,
+                have: frame.len(),
+            });
+        }
+        let have = slot.len();
+        let headers = slot
+            .get_mut(..h)
+            .ok_or(WireError::BufferTooSmall { need: h, have })?;
+        headers.copy_from_slice(&frame[..h]);
+        let r = self.payload_range(k);
+        patch(headers, &frame[r.clone()], &self.plan, k);
+        Ok(r)
+    }
 }
 
 #[cfg(test)]

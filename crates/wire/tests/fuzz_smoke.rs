@@ -2,7 +2,8 @@
 //! mutated inputs (seeded, so a failure reproduces) through every decoder. Any panic is a bug:
 //! the failing input is printed in hex.
 //!
-//! `WEFT_FUZZ_ITERS` scales the run (default 1: about 300,000 inputs).
+//! `WEFT_FUZZ_ITERS` scales the run (default 1: 40,000 random inputs through all ten targets and
+//! about 180,000 mutated seeds through their own, some 580,000 decoder runs).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -71,7 +72,7 @@ fn mutate(rng: &mut StdRng, seed: &[u8], out: &mut Vec<u8>) {
 fn random_inputs_through_every_decoder() {
     let mut rng = StdRng::seed_from_u64(0x7765_6674);
     let mut buf = Vec::new();
-    for _ in 0..60_000 * scale() {
+    for _ in 0..40_000 * scale() {
         let len = match rng.gen_range(0..4) {
             0 => rng.gen_range(0..16),
             1 => rng.gen_range(0..64),
@@ -127,4 +128,17 @@ fn write_seed_corpus() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("seed-{i}")), bytes).unwrap();
     }
+}
+
+/// The encrypted framing here and the protocol crate agree on every length.
+#[test]
+fn secure_framing_matches_the_protocol_crate() {
+    use weft_wire::secure as w;
+    assert_eq!(w::INITIATION_LEN, weft_secure::message::INITIATION_LEN);
+    assert_eq!(w::RESPONSE_LEN, weft_secure::message::RESPONSE_LEN);
+    assert_eq!(w::TRANSPORT_HEADER_LEN, weft_secure::message::TRANSPORT_HEADER_LEN);
+    assert_eq!(w::TAG_LEN, weft_secure::message::TAG_LEN);
+    assert_eq!(w::TYPE_INITIATION, weft_secure::message::TYPE_INITIATION);
+    assert_eq!(w::TYPE_RESPONSE, weft_secure::message::TYPE_RESPONSE);
+    assert_eq!(w::TYPE_TRANSPORT, weft_secure::message::TYPE_TRANSPORT);
 }

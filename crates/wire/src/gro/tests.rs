@@ -7,11 +7,28 @@ const B: [u8; 6] = [0x02, 0, 0, 0, 0, 0xb];
 /// and its virtio-net header.
 fn super_frame(v4: bool, payload: usize, mss: u16, flags: u8) -> (VirtioNetHdr, Vec<u8>) {
     let mut f = Vec::new();
-    eth::push_header(&mut f, B, A, if v4 { eth::ETHERTYPE_IPV4 } else { eth::ETHERTYPE_IPV6 });
+    eth::push_header(
+        &mut f,
+        B,
+        A,
+        if v4 {
+            eth::ETHERTYPE_IPV4
+        } else {
+            eth::ETHERTYPE_IPV6
+        },
+    );
     let tcp_len = 32 + payload;
     let l3 = f.len();
     if v4 {
-        ipv4::push_header(&mut f, 0, 64, 6, Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3), tcp_len as u16);
+        ipv4::push_header(
+            &mut f,
+            0,
+            64,
+            6,
+            Ipv4Addr::new(10, 0, 0, 2),
+            Ipv4Addr::new(10, 0, 0, 3),
+            tcp_len as u16,
+        );
         f[l3 + 4] = 0xab;
         f[l3 + 5] = 0xcd;
         f[l3 + 6] = 0x40;
@@ -20,17 +37,35 @@ fn super_frame(v4: bool, payload: usize, mss: u16, flags: u8) -> (VirtioNetHdr, 
         let c = checksum::checksum(&f[l3..l3 + 20]);
         f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     } else {
-        ipv6::push_header(&mut f, 6, 64, "fd00::2".parse().unwrap(), "fd00::3".parse().unwrap(), tcp_len as u16);
+        ipv6::push_header(
+            &mut f,
+            6,
+            64,
+            "fd00::2".parse().unwrap(),
+            "fd00::3".parse().unwrap(),
+            tcp_len as u16,
+        );
     }
     let l4 = f.len();
-    f.extend_from_slice(&[0x9c, 0x40, 0x14, 0x51, 0xff, 0xff, 0xff, 0x00, 0, 0, 0, 9, 0x80, flags, 0x01, 0xf6, 0, 0, 0, 0]);
+    f.extend_from_slice(&[
+        0x9c, 0x40, 0x14, 0x51, 0xff, 0xff, 0xff, 0x00, 0, 0, 0, 9, 0x80, flags, 0x01, 0xf6, 0, 0,
+        0, 0,
+    ]);
     f.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
     f.extend((0..payload).map(|i| (i * 7 + 3) as u8));
     let seed = checksum::fold(pseudo(&f, l3, v4, tcp_len));
     f[l4 + 16..l4 + 18].copy_from_slice(&seed.to_be_bytes());
     let hdr = VirtioNetHdr {
         flags: virtio::F_NEEDS_CSUM,
-        gso_type: if v4 { virtio::GSO_TCPV4 } else { virtio::GSO_TCPV6 } | if flags & TCP_CWR != 0 { virtio::GSO_ECN } else { 0 },
+        gso_type: if v4 {
+            virtio::GSO_TCPV4
+        } else {
+            virtio::GSO_TCPV6
+        } | if flags & TCP_CWR != 0 {
+            virtio::GSO_ECN
+        } else {
+            0
+        },
         hdr_len: (l4 + 32) as u16,
         gso_size: mss,
         csum_start: l4 as u16,
@@ -118,7 +153,10 @@ fn what_does_not_merge() {
     other[34 + 1] ^= 1;
     other[34 + 16] = 0;
     other[34 + 17] = 0;
-    let c = !checksum::fold(checksum::sum(&other[34..], pseudo(&other, 14, true, other.len() - 34)));
+    let c = !checksum::fold(checksum::sum(
+        &other[34..],
+        pseudo(&other, 14, true, other.len() - 34),
+    ));
     other[34 + 16..34 + 18].copy_from_slice(&c.to_be_bytes());
     assert!(!fresh(&segs[0]).push(&other));
     // a bad checksum is refused outright, but taken when not verifying
@@ -136,7 +174,10 @@ fn what_does_not_merge() {
     // a short segment closes the super-frame; a longer one than the first is refused
     let (hdr, sf) = super_frame(true, 250, 100, TCP_ACK);
     let q = segments(&hdr, &sf);
-    assert_eq!(q.iter().map(|s| s.len() - 66).collect::<Vec<_>>(), [100, 100, 50]);
+    assert_eq!(
+        q.iter().map(|s| s.len() - 66).collect::<Vec<_>>(),
+        [100, 100, 50]
+    );
     let after = reseq(&q[0], 0xffff_ff00u32.wrapping_add(250));
     let mut g = TcpCoalescer::new(true);
     assert!(g.push(&q[0]) && g.push(&q[1]) && g.push(&q[2]));
@@ -149,7 +190,12 @@ fn what_does_not_merge() {
     // not TCP, SYN, no payload: refused even when empty
     let mut g = TcpCoalescer::new(true);
     let mut arp = Vec::new();
-    crate::arp::write_request(A, Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3), &mut arp);
+    crate::arp::write_request(
+        A,
+        Ipv4Addr::new(10, 0, 0, 2),
+        Ipv4Addr::new(10, 0, 0, 3),
+        &mut arp,
+    );
     assert!(!g.push(&arp));
     let (hdr, sf) = super_frame(true, 0, 1448, TCP_ACK | TCP_SYN);
     let syn = segments(&hdr, &sf);
@@ -170,7 +216,8 @@ fn stays_within_64k() {
         assert!(g.push(s));
     }
     // the held data is 65 full segments; one more full one would pass 65535
-    let seq = u32::from_be_bytes([segs[0][38], segs[0][39], segs[0][40], segs[0][41]]).wrapping_add(1000 * (segs.len() as u32 - 1));
+    let seq = u32::from_be_bytes([segs[0][38], segs[0][39], segs[0][40], segs[0][41]])
+        .wrapping_add(1000 * (segs.len() as u32 - 1));
     let next = reseq(&segments(&hdr2, &sf2)[0], seq);
     let ip_len_if_taken = 20 + 32 + 1000 * segs.len();
     assert_eq!(g.push(&next), ip_len_if_taken <= 65535);

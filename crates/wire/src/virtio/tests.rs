@@ -163,6 +163,22 @@ fn run_both(s: &Super) -> Vec<Vec<u8>> {
     .unwrap();
     assert_eq!(n2, n);
     assert_eq!(a, b, "in place and copying give the same frames");
+    let seg = Segmenter::new(&s.hdr, &s.frame).unwrap();
+    assert_eq!(seg.count(), n);
+    let mut slot = [0u8; Segmenter::MAX_HEADER_LEN];
+    for (k, expect) in a.iter().enumerate() {
+        let r = seg.write_headers(&s.frame, k, &mut slot).unwrap();
+        let mut piece = slot[..seg.header_len()].to_vec();
+        piece.extend_from_slice(&s.frame[r]);
+        assert_eq!(&piece, expect, "segmenter piece {k}");
+    }
+    assert!(seg.write_headers(&s.frame, n, &mut slot).is_err());
+    assert!(seg
+        .write_headers(&s.frame[..s.frame.len() - 1], 0, &mut slot)
+        .is_err());
+    assert!(seg
+        .write_headers(&s.frame, 0, &mut slot[..seg.header_len() - 1])
+        .is_err());
     a
 }
 
@@ -460,4 +476,5 @@ fn refusals_emit_nothing() {
         assert_eq!(count, 0, "case {i}");
     }
     assert!(segment_tcp(&mut [0u8; 9], &mut |_: &[u8]| {}).is_err());
+    assert!(Segmenter::new(&VirtioNetHdr::NONE, &s.frame).is_err());
 }
