@@ -147,6 +147,35 @@ fn bad_input_changes_nothing() {
         ],
         "invalid MTU",
     );
+    std::fs::write("/tmp/weft-bad-psk", "not a key").unwrap();
+    refused(
+        &lab,
+        &[
+            "network",
+            "create",
+            "n1",
+            "--subnet",
+            "10.81.0.0/24",
+            "--encrypt",
+            "--psk-file",
+            "/tmp/weft-bad-psk",
+        ],
+        "pre-shared key file /tmp/weft-bad-psk",
+    );
+    refused(
+        &lab,
+        &[
+            "network",
+            "create",
+            "n1",
+            "--subnet",
+            "10.81.0.0/24",
+            "--encrypt",
+            "--datapath",
+            "kernel",
+        ],
+        "needs the userspace datapath",
+    );
     refused(&lab, &["network", "inspect", "nope"], "no such network");
     refused(&lab, &["network", "rm", "nope"], "no such network");
     refused(&lab, &["network", "rm", "prod"], "still has 1 endpoint(s)");
@@ -209,6 +238,20 @@ fn bad_input_changes_nothing() {
         "already has an interface named lo",
     );
     refused(&lab, &["detach", &x2, "prod"], "not attached");
+    // An encrypted network on a host whose datapaths cannot seal frames: refused before any change.
+    lab.ok_on(
+        "h1",
+        &[
+            "network",
+            "create",
+            "sealed",
+            "--subnet",
+            "10.83.0.0/24",
+            "--encrypt",
+        ],
+    );
+    refused(&lab, &["attach", &x2, "sealed"], "cannot seal");
+    lab.ok_on("h1", &["network", "rm", "sealed"]);
     refused(
         &lab,
         &["attach", &x2, "prod", "--host", "ghost"],

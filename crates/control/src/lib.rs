@@ -6,6 +6,7 @@ pub mod attach;
 pub mod detach;
 pub mod hosts;
 pub mod networks;
+pub mod psk;
 pub mod read;
 pub mod state;
 pub mod store;

@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 use weft_model::{
     keys, validate, Allocation, DatapathChoice, Endpoint, Network, Record, DEFAULT_UNDERLAY_MTU,
-    SCHEMA_VERSION, VXLAN_OVERHEAD_V4,
+    ENCRYPTED_OVERHEAD_V4, SCHEMA_VERSION, VXLAN_OVERHEAD_V4,
 };
 use weft_store::{Compare, Op, Store};
 
@@ -20,6 +20,10 @@ pub struct NetworkSpec {
     pub vni: Option<u32>,
     pub mtu: Option<u32>,
     pub datapath: DatapathChoice,
+    /// Frames between hosts sealed by the userspace engine.
+    pub encrypted: bool,
+    /// Fingerprint of the network's pre-shared key, if it has one (the key stays on the hosts).
+    pub psk_fingerprint: Option<String>,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -33,7 +37,18 @@ pub async fn create(store: &dyn Store, spec: &NetworkSpec) -> Result<Network> {
     if let Some(v) = spec.vni {
         validate::vni(v)?;
     }
-    let mtu = spec.mtu.unwrap_or(DEFAULT_UNDERLAY_MTU - VXLAN_OVERHEAD_V4);
+    if spec.psk_fingerprint.is_some() && !spec.encrypted {
+        bail!("a pre-shared key only applies to an encrypted network: add --encrypt");
+    }
+    if spec.encrypted && spec.datapath == DatapathChoice::Kernel {
+        bail!("an encrypted network needs the userspace datapath; drop --datapath kernel");
+    }
+    let overhead = if spec.encrypted {
+        ENCRYPTED_OVERHEAD_V4
+    } else {
+        VXLAN_OVERHEAD_V4
+    };
+    let mtu = spec.mtu.unwrap_or(DEFAULT_UNDERLAY_MTU - overhead);
     validate::mtu(mtu, subnet6.is_some())?;
 
     for _ in 0..CREATE_ATTEMPTS {
@@ -74,7 +89,8 @@ pub async fn create(store: &dyn Store, spec: &NetworkSpec) -> Result<Network> {
             gateway4: weft_ipam::gateway4(subnet4),
             gateway6: subnet6.map(weft_ipam::gateway6),
             mtu,
-            encrypted: false,
+            encrypted: spec.encrypted,
+            psk_fingerprint: spec.psk_fingerprint.clone(),
             datapath: spec.datapath,
             labels: spec.labels.clone(),
         };

@@ -12,10 +12,17 @@ pub const VXLAN_OVERHEAD_V4: u32 = 50;
 pub const DEFAULT_VXLAN_PORT: u16 = 4789;
 pub const DEFAULT_UNDERLAY_MTU: u32 = 1500;
 
+/// Overhead of the encrypted transport over IPv4: outer IPv4 (20) + UDP (8) + transport header (16)
+/// + AEAD tag (16) + inner Ethernet (14); see docs/wire-format.md.
+pub const ENCRYPTED_OVERHEAD_V4: u32 = 74;
+
 /// Host capability: the kernel's VXLAN device can carry plain networks.
 pub const CAP_KERNEL_VXLAN: &str = "kernel-vxlan";
 /// Host capability: weft's userspace engine (over TAP) can carry networks.
 pub const CAP_USERSPACE_VXLAN: &str = "userspace-vxlan";
+
+/// Host capability: the userspace engine can seal frames of encrypted networks.
+pub const CAP_ENCRYPT: &str = "encrypt";
 
 /// Which datapath a network asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -57,6 +64,9 @@ pub struct Network {
     pub mtu: u32,
     #[serde(default)]
     pub encrypted: bool,
+    /// Fingerprint of the network's pre-shared key (the key itself never enters the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psk_fingerprint: Option<String>,
     #[serde(default)]
     pub datapath: DatapathChoice,
     #[serde(default)]
@@ -207,6 +217,7 @@ mod tests {
             gateway6: Some("fd00::1".parse().unwrap()),
             mtu: 1450,
             encrypted: false,
+            psk_fingerprint: None,
             datapath: DatapathChoice::Auto,
             labels: BTreeMap::new(),
         }

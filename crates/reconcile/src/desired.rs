@@ -35,6 +35,9 @@ pub struct NetDesired {
     pub flood: BTreeSet<IpAddr>,
     /// ARP/ND answered locally for every remote endpoint address.
     pub neigh: BTreeSet<NeighEntry>,
+    /// The static public key (base64) of each peer host, by underlay address: encrypted networks
+    /// admit exactly these.
+    pub peer_keys: BTreeMap<IpAddr, String>,
 }
 
 /// For `local`, one entry per network that has at least one endpoint on it. Remote endpoints whose
@@ -79,6 +82,9 @@ pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired
                 dst: host.underlay,
             });
             d.flood.insert(host.underlay);
+            if let Some(k) = &host.public_key {
+                d.peer_keys.insert(host.underlay, k.clone());
+            }
             d.neigh.insert(NeighEntry {
                 ip: IpAddr::V4(ep.ipv4.addr()),
                 mac: ep.mac,
@@ -129,6 +135,7 @@ pub(crate) mod tests {
             gateway6: None,
             mtu: 1450,
             encrypted: false,
+            psk_fingerprint: None,
             datapath: Default::default(),
             labels: Default::default(),
         }

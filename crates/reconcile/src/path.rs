@@ -2,7 +2,9 @@
 //! the network's options, shared by the agent and attach so that they never disagree.
 
 use serde::Serialize;
-use weft_model::{DatapathChoice, Host, Network, CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN};
+use weft_model::{
+    DatapathChoice, Host, Network, CAP_ENCRYPT, CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -17,17 +19,28 @@ pub enum Path {
 pub fn choose(host: &Host, net: &Network) -> Result<Path, String> {
     let kernel = host.capabilities.iter().any(|c| c == CAP_KERNEL_VXLAN);
     let user = host.capabilities.iter().any(|c| c == CAP_USERSPACE_VXLAN);
-    let wanted = match (net.encrypted, net.datapath) {
-        (true, DatapathChoice::Kernel) => {
+    if net.encrypted {
+        if net.datapath == DatapathChoice::Kernel {
             return Err(format!(
                 "network {} is encrypted, which only the userspace datapath carries",
                 net.name
-            ))
+            ));
         }
-        (true, _) | (false, DatapathChoice::Userspace) => Path::Userspace,
-        (false, DatapathChoice::Kernel) => Path::Kernel,
-        (false, DatapathChoice::Auto) if kernel => Path::Kernel,
-        (false, DatapathChoice::Auto) => Path::Userspace,
+        if !host.capabilities.iter().any(|c| c == CAP_ENCRYPT) {
+            return Err(format!(
+                "network {} is encrypted, and host {} cannot seal its frames (its datapaths: {})",
+                net.name,
+                host.id,
+                host.capabilities.join(", ")
+            ));
+        }
+        return Ok(Path::Userspace);
+    }
+    let wanted = match net.datapath {
+        DatapathChoice::Userspace => Path::Userspace,
+        DatapathChoice::Kernel => Path::Kernel,
+        DatapathChoice::Auto if kernel => Path::Kernel,
+        DatapathChoice::Auto => Path::Userspace,
     };
     let has = match wanted {
         Path::Kernel => kernel,
@@ -90,10 +103,12 @@ mod tests {
         let e = choose(&caps(&[CAP_USERSPACE_VXLAN]), &n).unwrap_err();
         assert!(e.contains("needs the kernel datapath"), "{e}");
         n.encrypted = true;
-        assert!(choose(&caps(&[CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN]), &n).is_err());
+        assert!(choose(&caps(&[CAP_KERNEL_VXLAN, CAP_ENCRYPT]), &n).is_err());
         n.datapath = DatapathChoice::Auto;
+        let e = choose(&caps(&[CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN]), &n).unwrap_err();
+        assert!(e.contains("cannot seal"), "{e}");
         assert_eq!(
-            choose(&caps(&[CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN]), &n),
+            choose(&caps(&[CAP_KERNEL_VXLAN, CAP_ENCRYPT]), &n),
             Ok(Path::Userspace)
         );
     }

@@ -254,6 +254,14 @@ impl PresharedKey {
     pub fn parse(text: &str) -> Result<Self, KeyError> {
         decode("pre-shared key", text).map(PresharedKey)
     }
+
+    /// A public name for the key (hex of the first 8 bytes of its SHA-256): stored in the network
+    /// record so that a host holding a different key is told so, while the key itself never
+    /// enters the store.
+    pub fn fingerprint(&self) -> String {
+        let d = ring::digest::digest(&ring::digest::SHA256, &self.0);
+        d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 impl Default for PresharedKey {
@@ -288,6 +296,18 @@ impl FromStr for PresharedKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn psk_fingerprint_is_stable_and_distinct() {
+        let a = PresharedKey::from_bytes([1; KEY_LEN]);
+        let b = PresharedKey::from_bytes([2; KEY_LEN]);
+        assert_eq!(a.fingerprint().len(), 16);
+        assert_eq!(
+            a.fingerprint(),
+            PresharedKey::from_bytes([1; KEY_LEN]).fingerprint()
+        );
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
 
     #[test]
     fn public_key_matches_rfc7748_vector() {

@@ -142,3 +142,10 @@ fn secure_framing_matches_the_protocol_crate() {
     assert_eq!(w::TYPE_RESPONSE, weft_secure::message::TYPE_RESPONSE);
     assert_eq!(w::TYPE_TRANSPORT, weft_secure::message::TYPE_TRANSPORT);
 }
+
+/// The MTU arithmetic of the model (default network MTUs) matches the framing defined here.
+#[test]
+fn model_overheads_match_the_framing() {
+    assert_eq!(weft_model::VXLAN_OVERHEAD_V4 as usize, weft_wire::vxlan::OVERHEAD_V4);
+    assert_eq!(weft_model::ENCRYPTED_OVERHEAD_V4 as usize, weft_wire::secure::OVERHEAD_V4);
+}

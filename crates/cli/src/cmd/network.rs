@@ -21,6 +21,15 @@ pub enum NetworkCmd {
         /// Datapath: auto (the kernel's VXLAN where the host has it, else weft's userspace engine), kernel or userspace.
         #[arg(long, default_value = "auto")]
         datapath: weft_model::DatapathChoice,
+        /// Seal frames between hosts (Noise handshake between host keys, AEAD transport); carried
+        /// by the userspace engine of hosts that advertise `encrypt`.
+        #[arg(long)]
+        encrypt: bool,
+        /// A pre-shared key (32 bytes, base64 or hex) mixed into every handshake, so that the store
+        /// alone cannot admit a host; installed here in /etc/weft/psk/NAME.psk (mode 0600), and to
+        /// be installed there on every host of the network.
+        #[arg(long, requires = "encrypt")]
+        psk_file: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -48,9 +57,15 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
             vni,
             mtu,
             datapath,
+            encrypt,
+            psk_file,
             json,
         } => {
             super::require_root("weft network create")?;
+            let psk = psk_file
+                .as_deref()
+                .map(weft_control::psk::read)
+                .transpose()?;
             let store = weft_control::open_store(store_url).await?;
             let spec = NetworkSpec {
                 name,
@@ -58,9 +73,19 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
                 vni,
                 mtu,
                 datapath,
+                encrypted: encrypt,
+                psk_fingerprint: psk.as_ref().map(|p| p.fingerprint()),
                 ..Default::default()
             };
             let n = networks::create(store.as_ref(), &spec).await?;
+            if let Some(psk) = &psk {
+                let dir = std::path::Path::new(weft_control::psk::DEFAULT_PSK_DIR);
+                if let Err(e) = weft_control::psk::install(dir, &n.name, psk) {
+                    // Nothing half-done: without its key here, the network goes again.
+                    let _ = networks::remove(store.as_ref(), &n.name, false).await;
+                    return Err(e);
+                }
+            }
             if json {
                 output::json(&n)?;
             } else {
