@@ -42,6 +42,10 @@ pub struct Engine {
     local: SocketAddr,
     shared: Arc<Shared>,
     socks: Vec<Arc<UdpSock>>,
+    /// Sending sockets, one per worker, each on its own ephemeral source port: RFC 7348 asks
+    /// for source-port entropy, and a receiver (kernel or engine, both SO_REUSEPORT) then
+    /// spreads flows from different TAP queues over its workers.
+    send_socks: Vec<Arc<UdpSock>>,
     home: Mutex<Option<mpsc::Sender<Job>>>,
     home_thread: Option<JoinHandle<()>>,
     rx_threads: Vec<JoinHandle<()>>,
@@ -71,6 +75,13 @@ impl Engine {
                 .map_err(|e| Error::io(format!("binding udp {addr}"), e))?;
             socks.push(Arc::new(s));
         }
+        let mut send_socks = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let from = SocketAddr::new(cfg.underlay, 0);
+            let s = UdpSock::bind(from, false, cfg.udp_gso)
+                .map_err(|e| Error::io(format!("binding udp {from}"), e))?;
+            send_socks.push(Arc::new(s));
+        }
         let local = socks[0]
             .local_addr()
             .map_err(|e| Error::io("reading the socket's address", e))?;
@@ -96,6 +107,7 @@ impl Engine {
             local,
             shared: shared.clone(),
             socks: socks.clone(),
+            send_socks,
             home: Mutex::new(Some(tx)),
             home_thread: Some(home_thread),
             rx_threads: Vec::new(),
@@ -172,7 +184,8 @@ impl Engine {
         });
         let mut threads = Vec::with_capacity(queues);
         for q in 0..n.queues.len() {
-            let w = TxWorker::new(n.clone(), q, self.socks[q % self.socks.len()].clone());
+            let sock = self.send_socks[q % self.send_socks.len()].clone();
+            let w = TxWorker::new(n.clone(), q, sock);
             match std::thread::Builder::new()
                 .name(format!("weft-tx{}-{q}", net.vni))
                 .spawn(move || w.run())
@@ -322,4 +335,13 @@ fn validate(net: &NetConfig) -> Result<()> {
 
 fn is_group(ip: &IpAddr) -> bool {
     ip.is_multicast() || ip.is_unspecified()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn engine_is_shareable() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::Engine>();
+    }
 }

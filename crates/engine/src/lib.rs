@@ -32,31 +32,49 @@
 //! FDB goes to that host; broadcast, multicast and unknown unicast go to every flood address
 //! (head-end replication). An IP packet larger than the network MTU gets an ICMP
 //! "fragmentation needed" / ICMPv6 "packet too big" written back into the TAP (IPv4 without
-//! DF is fragmented instead); nothing is dropped silently: every drop has a counter.
+//! DF is fragmented instead, a TCP super-frame without DF cut into smaller segments); nothing
+//! is dropped silently: every drop has a counter ([`EngineStats`]).
 //!
-//! Wire → TAP: VXLAN datagrams are demultiplexed by VNI (unknown: counted drop), accepted
-//! only from the network's peers unless [`NetConfig::accept_any_source`], and the inner frame
-//! is written into the network's TAP.
+//! The TAP's own MTU is [`TAP_MTU`] (large) on purpose: a bridge silently drops a frame larger
+//! than the egress port's MTU, so the datapath layer must not lower it to the network MTU, or
+//! oversized packets never reach the engine to be answered.
+//!
+//! Wire → TAP: VXLAN datagrams are demultiplexed by VNI (unknown: counted drop) and accepted
+//! only from the network's peers — the hosts in its `flood` and `fdb` lists — unless
+//! [`NetConfig::accept_any_source`] (Linux's vxlan accepts any source; weft knows every peer
+//! from the store, so a stray or departed host is refused and counted as `unknown_peer`). The
+//! inner frame is written into the network's TAP.
+//!
+//! Datagrams are sent from one ephemeral source port per worker (RFC 7348 §5 asks for source
+//! port entropy; receivers spread flows over their SO_REUSEPORT sockets by it) to the peer's
+//! port 4789.
 //!
 //! ## Speed
-//! A worker thread per TAP queue (multiqueue TAP) and per UDP socket; blocking I/O woken by
-//! `poll`; no allocation per packet. The TAP has IFF_VNET_HDR with checksum and TCP
-//! segmentation offload: the kernel hands over 64 KiB TCP super-frames, which the engine cuts
-//! into MTU-sized segments (headers rewritten, payload never copied) and sends with UDP GSO,
-//! up to 64 datagrams per `sendmsg`. On receive, `recvmmsg` with UDP GRO takes trains of
-//! datagrams; consecutive TCP segments of a flow are coalesced back into one super-frame
-//! written with a GSO virtio header (one `writev`, payload never copied).
+//! A worker thread per TAP queue (multiqueue TAP) and per UDP socket; blocking in `poll`,
+//! no allocation per packet. The TAP has IFF_VNET_HDR with checksum and TCP segmentation
+//! offload: the kernel hands over 64 KiB TCP super-frames, which the engine cuts into
+//! MTU-sized segments (`weft_wire::virtio::Segmenter`: headers rewritten, payload never
+//! copied) and sends with UDP GSO, up to 64 datagrams per `sendmsg`. On receive, `recvmmsg`
+//! with UDP GRO takes trains of datagrams; consecutive TCP segments of a flow are coalesced
+//! into one super-frame written with a GSO virtio header — one `writev` of the headers and
+//! the payload ranges in place, never copied. (A kernel vxlan sender on a veth underlay even
+//! delivers whole super-frames, unsegmented: they are passed on whole, as GSO.)
 //!
 //! ## The seam for encryption and GRE
 //! [`Encap`] (per network) is matched wherever a frame meets the wire: `tx` frames it
 //! (today: prepend the VXLAN header), `rx` unframes it (today: parse VXLAN, demux by VNI). An
 //! encrypted transport adds a variant whose framing seals each datagram for a peer session
-//! (crates/secure, `weft_wire::secure`) and whose receive path opens it before the VNI demux;
-//! GRE adds one sent on a raw IP socket.
+//! (crates/secure, `weft_wire::secure`) and whose receive path opens it before the VNI demux
+//! (and may skip the inner checksum verification: the AEAD authenticated the bytes); GRE adds
+//! one sent on a raw IP socket.
+//!
+//! Codecs are `weft-wire`'s (VXLAN, Ethernet, ARP, ND, ICMP errors, virtio header and TCP
+//! segmentation); the engine keeps privately only what it lacks: IPv4 fragmentation, the
+//! zero-copy receive coalescer, a faster checksum sum, and the checksum classifier that
+//! recognises partial checksums left by a kernel sender's offload.
 
 mod config;
 mod engine;
-mod icmp;
 mod net;
 mod pkt;
 mod rx;

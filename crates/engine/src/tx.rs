@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use socket2::SockAddr;
 use weft_wire::eth::{self, ETHERTYPE_ARP};
-use weft_wire::{arp, nd};
+use weft_wire::virtio::{self, Segmenter, VirtioNetHdr};
+use weft_wire::{arp, icmp, nd};
 
 use crate::config::Encap;
 use crate::net::{Fwd, Net};
@@ -18,11 +19,11 @@ use crate::pkt::{self, Ip};
 use crate::segment::{Cut, FragCut, TcpCut, SLOT};
 use crate::stats::{add, inc};
 use crate::sys;
-use crate::tap::{raw, vnet};
+use crate::tap::raw;
 use crate::udp::{UdpSock, MAX_GSO_SEGMENTS, MAX_UDP_PAYLOAD};
 
 /// Largest frame the TAP hands over: a 64 KiB GSO frame plus Ethernet, plus the virtio header.
-const READ_BUF: usize = vnet::LEN + 65536 + 64;
+const READ_BUF: usize = virtio::HDR_LEN + 65536 + 64;
 
 pub(crate) struct TxWorker {
     net: Arc<Net>,
@@ -102,14 +103,20 @@ impl Ctx<'_> {
         let c = &self.net.counters.tx;
         inc(&c.frames);
         let (vh, frame) = if self.net.vnet {
-            if buf.len() < vnet::LEN {
+            if buf.len() < virtio::HDR_LEN {
                 inc(&c.drop_malformed);
                 return;
             }
-            let (h, f) = buf.split_at_mut(vnet::LEN);
-            (vnet::Hdr::parse(h), f)
+            let (h, f) = buf.split_at_mut(virtio::HDR_LEN);
+            match VirtioNetHdr::parse(h) {
+                Ok((h, _)) => (h, f),
+                Err(_) => {
+                    inc(&c.drop_malformed);
+                    return;
+                }
+            }
         } else {
-            (vnet::Hdr::default(), buf)
+            (VirtioNetHdr::NONE, buf)
         };
         let Ok(e) = eth::parse(frame) else {
             inc(&c.drop_malformed);
@@ -128,14 +135,15 @@ impl Ctx<'_> {
             }
         }
 
-        let gso = vh.gso_type & !vnet::GSO_ECN;
-        if gso == vnet::GSO_NONE
-            && vh.flags & vnet::F_NEEDS_CSUM != 0
-            && !pkt::complete_csum(
+        let gso = vh.gso_kind();
+        if gso == virtio::GSO_NONE
+            && vh.needs_csum()
+            && virtio::finish_checksum(
                 frame,
                 usize::from(vh.csum_start),
                 usize::from(vh.csum_offset),
             )
+            .is_err()
         {
             inc(&c.drop_malformed);
             return;
@@ -149,44 +157,43 @@ impl Ctx<'_> {
         }
         let mtu = self.net.mtu.load(Relaxed) as usize;
 
-        if gso == vnet::GSO_NONE {
+        if gso == virtio::GSO_NONE {
             let l3_len = ip.map_or(frame.len() - l2, |i| i.len);
             if l3_len <= mtu {
                 return self.send_whole(frame, dsts);
             }
-            return self.too_big(frame, l2, ip, mtu, dsts, s);
+            return self.too_big(frame, ip, mtu, dsts, s);
         }
-        if gso != vnet::GSO_TCPV4 && gso != vnet::GSO_TCPV6 {
-            inc(&c.drop_malformed);
-            return;
-        }
-        let Some(ip) = ip else {
+        let (Some(ip), true) = (ip, gso == virtio::GSO_TCPV4 || gso == virtio::GSO_TCPV6) else {
             inc(&c.drop_malformed);
             return;
         };
-        let mss = usize::from(vh.gso_size);
-        let cut = match TcpCut::new(frame, &ip, mss) {
-            Ok(cut) => cut,
-            Err(why) => {
-                tracing::debug!(net = %self.net.label(), why, "bad gso frame");
+        let seg = match Segmenter::new(&vh, frame) {
+            Ok(seg) => seg,
+            Err(e) => {
+                tracing::debug!(net = %self.net.label(), error = %e, "bad gso frame");
                 inc(&c.drop_malformed);
                 return;
             }
         };
-        let per_seg = ip.hl + cut.tcp_header_len();
-        if per_seg + mss > mtu {
+        // IP + TCP headers of each segment.
+        let per_seg = seg.header_len() - l2;
+        if per_seg + seg.segment_size() > mtu {
             if ip.v6 || ip.dont_fragment(frame) {
                 // The sender's path MTU is wrong: tell it; its TCP resends smaller.
-                return self.icmp_too_big(frame, l2, &ip, mtu, s);
+                return self.icmp_too_big(frame, &ip, mtu, s);
             }
             // No DF: cutting smaller segments is as good as fragmenting, and cheaper.
-            let Ok(smaller) = TcpCut::new(frame, &ip, mtu.saturating_sub(per_seg)) else {
-                inc(&c.drop_too_big);
-                return;
+            let smaller = VirtioNetHdr {
+                gso_size: mtu.saturating_sub(per_seg).min(65535) as u16,
+                ..vh
             };
-            return self.send_cut(frame, &smaller, dsts, s);
+            return match Segmenter::new(&smaller, frame) {
+                Ok(seg) => self.send_cut(frame, &TcpCut(seg), dsts, s),
+                Err(_) => inc(&c.drop_too_big),
+            };
         }
-        self.send_cut(frame, &cut, dsts, s)
+        self.send_cut(frame, &TcpCut(seg), dsts, s)
     }
 
     /// One frame, one datagram per destination.
@@ -266,7 +273,6 @@ impl Ctx<'_> {
     fn too_big(
         &self,
         frame: &[u8],
-        l2: usize,
         ip: Option<Ip>,
         mtu: usize,
         dsts: &[SockAddr],
@@ -278,7 +284,7 @@ impl Ctx<'_> {
             return;
         };
         if ip.v6 || ip.dont_fragment(frame) {
-            return self.icmp_too_big(frame, l2, &ip, mtu, s);
+            return self.icmp_too_big(frame, &ip, mtu, s);
         }
         match FragCut::new(frame, &ip, mtu) {
             Ok(cut) => {
@@ -289,14 +295,14 @@ impl Ctx<'_> {
         }
     }
 
-    fn icmp_too_big(&self, frame: &[u8], l2: usize, ip: &Ip, mtu: usize, s: &mut Scratch) {
+    fn icmp_too_big(&self, frame: &[u8], ip: &Ip, mtu: usize, s: &mut Scratch) {
         let c = &self.net.counters.tx;
         s.reply.clear();
         s.reply.resize(self.vnet_len(), 0);
         let built = if ip.v6 {
-            crate::icmp::write_packet_too_big_v6(frame, l2, mtu as u32, &mut s.reply)
+            icmp::write_packet_too_big_v6(frame, mtu as u32, &mut s.reply)
         } else {
-            crate::icmp::write_frag_needed_v4(frame, l2, mtu.min(65535) as u16, &mut s.reply)
+            icmp::write_frag_needed_v4(frame, mtu.min(65535) as u16, &mut s.reply)
         };
         match built {
             Ok(()) => {
@@ -305,7 +311,7 @@ impl Ctx<'_> {
                 }
             }
             Err(why) => {
-                tracing::debug!(net = %self.net.label(), why, "oversized packet, no icmp error allowed");
+                tracing::debug!(net = %self.net.label(), %why, "oversized packet, no icmp error allowed");
                 inc(&c.drop_too_big);
             }
         }
@@ -313,10 +319,12 @@ impl Ctx<'_> {
 
     fn answer_arp(&self, frame: &[u8], s: &mut Scratch) {
         let c = &self.net.counters.tx;
-        let answer = arp::parse_request(frame).filter(|r| !r.is_gratuitous()).and_then(|r| {
-            let fwd = self.net.fwd.read().unwrap_or_else(|p| p.into_inner());
-            fwd.neigh4.get(&r.target_ip).map(|mac| (r, *mac))
-        });
+        let answer = arp::parse_request(frame)
+            .filter(|r| !r.is_gratuitous())
+            .and_then(|r| {
+                let fwd = self.net.fwd.read().unwrap_or_else(|p| p.into_inner());
+                fwd.neigh4.get(&r.target_ip).map(|mac| (r, *mac))
+            });
         let Some((req, mac)) = answer else {
             inc(&c.drop_arp);
             return;
@@ -349,7 +357,7 @@ impl Ctx<'_> {
 
     fn vnet_len(&self) -> usize {
         if self.net.vnet {
-            vnet::LEN
+            virtio::HDR_LEN
         } else {
             0
         }

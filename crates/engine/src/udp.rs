@@ -241,8 +241,7 @@ fn sockaddr_ip(s: &libc::sockaddr_storage) -> Option<IpAddr> {
         }
         libc::AF_INET6 => {
             // SAFETY: the family says this storage holds a sockaddr_in6.
-            let a =
-                unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             let v6 = Ipv6Addr::from(a.sin6_addr.s6_addr);
             // A v4-mapped source on a dual-stack socket is the IPv4 peer.
             Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))

@@ -36,6 +36,14 @@ fn tcp_both_ways(lab: &Lab) -> (f64, f64) {
     let v6fwd = iperf3(c2, c1, v6(1), 1, false);
     eprintln!("iperf3 c1->c2 {fwd:.2} Gbit/s, c2->c1 {rev:.2} Gbit/s, IPv6 c2->c1 {v6fwd:.2}");
     assert!(fwd > 0.05 && rev > 0.05 && v6fwd > 0.05, "TCP barely moves");
+    for (len, reverse) in [(1400, false), (1400, true), (8000, false), (8000, true)] {
+        let (mbps, lost) = iperf3_udp(c1, c2, v4(2), len, reverse);
+        eprintln!("iperf3 UDP {len}-byte datagrams (reverse {reverse}): {mbps:.0} Mbit/s, {lost:.1} % lost");
+        assert!(
+            mbps > 10.0 && lost < 10.0,
+            "UDP {len} reverse {reverse}: {mbps} Mbit/s, {lost} % lost"
+        );
+    }
     (fwd, rev)
 }
 
@@ -47,7 +55,10 @@ async fn engine_interoperates_with_kernel_vxlan() {
     let s = lab.engine(0).stats();
     let n = s.network(VNI).unwrap();
     eprintln!("{}", stats_json(&lab, 0));
-    assert!(n.tx.packets > 1000 && n.rx.packets > 1000, "traffic crossed the engine");
+    assert!(
+        n.tx.packets > 1000 && n.rx.packets > 1000,
+        "traffic crossed the engine"
+    );
     assert_eq!(n.rx.drop_bad_checksum, 0);
     assert_eq!(n.rx.drop_unknown_peer, 0);
     assert_eq!(s.global.drop_unknown_vni + s.global.drop_malformed, 0);
@@ -62,6 +73,24 @@ async fn engine_to_engine() {
     ping_matrix(&lab);
     tcp_both_ways(&lab);
 
+    // Broadcast reaches the other host by head-end replication.
+    weft_netlink::sysctl::set(
+        Some(&lab.hosts[1].ctr),
+        "net.ipv4.icmp_echo_ignore_broadcasts",
+        "0",
+    )
+    .unwrap();
+    assert!(
+        ping(&lab.hosts[0].ctr, &["-b", "10.42.0.255"]),
+        "broadcast ping answered across the engines"
+    );
+
+    // Unknown unicast is flooded too: without the FDB entry, traffic still flows.
+    let mut cfg = net_config(1);
+    cfg.fdb.clear();
+    lab.engine(0).set_network(cfg).unwrap();
+    assert!(ping(&lab.hosts[0].ctr, &[&v4(2).to_string()]));
+
     // An in-place update (one more FDB entry) keeps the device, the counters and the traffic.
     let before = lab.engine(0).stats().network(VNI).unwrap().tx.packets;
     let mut cfg = net_config(1);
@@ -71,12 +100,37 @@ async fn engine_to_engine() {
     assert!(ping(&lab.hosts[0].ctr, &[&v4(2).to_string()]));
     eprintln!("{}", stats_json(&lab, 0));
 
-    // Removal deletes the TAP at once; its name is free again.
-    assert!(lab.engine(0).remove_network(VNI).unwrap());
-    assert!(lab.hosts[0].nl.link_by_name("wtp42").await.unwrap().is_none());
-    assert!(!lab.engine(0).remove_network(VNI).unwrap());
-    lab.engine(0).set_network(net_config(1)).unwrap();
-    assert!(lab.hosts[0].nl.link_by_name("wtp42").await.unwrap().is_some());
+    // Removal deletes the TAP at once; its name is free again (a few times over).
+    let nl = &lab.hosts[0].nl;
+    for round in 0..10 {
+        assert!(lab.engine(0).remove_network(VNI).unwrap(), "round {round}");
+        let gone = nl.link_by_name("wtp42").await.unwrap();
+        assert!(gone.is_none(), "round {round}: still there: {gone:?}");
+        assert!(!lab.engine(0).remove_network(VNI).unwrap());
+        lab.engine(0).set_network(net_config(1)).unwrap();
+        let back = nl.link_by_name("wtp42").await.unwrap();
+        assert!(back.is_some(), "round {round}: not recreated");
+    }
+    assert_eq!(lab.engine(0).networks(), vec![VNI]);
+}
+
+/// The slow paths: no TAP offloads (one frame per read, no virtio header), no UDP GSO/GRO,
+/// one worker.
+#[tokio::test]
+async fn engine_without_offloads() {
+    let lab = Lab::tuned([Uplink::Engine, Uplink::Kernel], MTU, |c| {
+        c.offload = false;
+        c.udp_gso = false;
+        c.workers = 1;
+    })
+    .await;
+    ping_matrix(&lab);
+    tcp_both_ways(&lab);
+    let n = lab.engine(0).stats().network(VNI).unwrap().clone();
+    // Without segmentation offload every datagram is a frame read (some frames, ARP/ND, are
+    // answered locally instead).
+    assert!(n.tx.packets <= n.tx.frames, "{n:?}");
+    assert_eq!(n.rx.drop_bad_checksum + n.rx.drop_tap_error, 0, "{n:?}");
 }
 
 #[tokio::test]
@@ -103,18 +157,26 @@ async fn proxy_and_mtu_errors() {
     assert!(lab.engine(0).stats().network(VNI).unwrap().tx.fragmented >= 1);
 
     // One byte over the overlay MTU with DF: an ICMP error comes back, not silence.
-    let out = run_in(c1, "ping", &["-c1", "-W1", "-M", "do", "-s", "1423", "10.42.0.2"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let out = run_in(
+        c1,
+        "ping",
+        &["-c1", "-W1", "-M", "do", "-s", "1423", "10.42.0.2"],
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
         text.contains("Frag needed") || text.contains("too long"),
         "no error reported: {text}"
     );
     eprintln!("IPv4 DF over MTU: {}", text.trim());
-    let out = run_in(c2, "ping", &["-6", "-c1", "-W1", "-M", "do", "-s", "1403", "fd42::1"]);
-    let text6 = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let out = run_in(
+        c2,
+        "ping",
+        &["-6", "-c1", "-W1", "-M", "do", "-s", "1403", "fd42::1"],
+    );
+    let text6 =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
         text6.contains("Packet too big") || text6.contains("too long"),
@@ -175,4 +237,63 @@ async fn foreign_packets_are_counted_drops() {
         e.stats().network(VNI).unwrap().rx.drop_unknown_peer == 1
     }));
     eprintln!("{}", stats_json(&lab, 0));
+}
+
+/// `tshark` (where installed) decodes what the engine sends as VXLAN with the network's VNI
+/// and the container's packet inside.
+#[tokio::test]
+async fn tshark_decodes_engine_packets_as_vxlan() {
+    if std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("tshark not installed: skipped");
+        return;
+    }
+    let lab = Lab::new([Uplink::Engine, Uplink::Kernel], MTU).await;
+    assert!(ping(&lab.hosts[0].ctr, &[&v4(2).to_string()]));
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.args([
+        "-i",
+        "wul1",
+        "-f",
+        "udp dst port 4789 and src host 198.51.100.1",
+        "-c",
+        "3",
+        "-a",
+        "duration:20",
+        "-T",
+        "fields",
+        "-E",
+        "separator=,",
+        "-e",
+        "vxlan.vni",
+        "-e",
+        "eth.dst",
+        "-e",
+        "ip.dst",
+        "-e",
+        "icmp.type",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    weft_netlink::command_in_netns(&mut cmd, &lab.hosts[0].ns).unwrap();
+    let mut child = cmd.spawn().unwrap();
+    // tshark takes a while to start capturing; keep pinging until it has seen enough.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        ping(&lab.hosts[0].ctr, &[&v4(2).to_string()]);
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("tshark:\n{text}");
+    // Outer IPv4 + inner IPv4: tshark lists both destinations.
+    assert!(
+        text.lines().any(|l| l.starts_with("42,")
+            && l.contains("02:57:0a:2a:00:02")
+            && l.contains("10.42.0.2")),
+        "no VXLAN VNI 42 packet carrying the ping seen: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -96,10 +96,12 @@ pub struct Lab {
 
 impl Lab {
     pub async fn new(uplinks: [Uplink; 2], ctr_mtu: u32) -> Lab {
-        Self::with_prefix_guard(NsGuard::new(), uplinks, ctr_mtu).await
+        Self::tuned(uplinks, ctr_mtu, |_| {}).await
     }
 
-    pub async fn with_prefix_guard(mut g: NsGuard, uplinks: [Uplink; 2], ctr_mtu: u32) -> Lab {
+    /// Like [`Lab::new`], with the engines' configuration adjusted by `tune`.
+    pub async fn tuned(uplinks: [Uplink; 2], ctr_mtu: u32, tune: fn(&mut EngineConfig)) -> Lab {
+        let mut g = NsGuard::new();
         let h1 = g.create("h1");
         let h2 = g.create("h2");
         let c1 = g.create("c1");
@@ -132,7 +134,7 @@ impl Lab {
                 nl,
                 engine: None,
             };
-            build_host(&mut h, up, ctr_mtu).await;
+            build_host(&mut h, up, ctr_mtu, tune).await;
             hosts.push(h);
         }
         Lab { hosts, guard: g }
@@ -157,7 +159,7 @@ pub fn net_config(i: u8) -> NetConfig {
     }
 }
 
-async fn build_host(h: &mut Host, up: Uplink, ctr_mtu: u32) {
+async fn build_host(h: &mut Host, up: Uplink, ctr_mtu: u32, tune: fn(&mut EngineConfig)) {
     let i = h.i;
     sysctl::set_all(
         Some(&h.ns),
@@ -202,7 +204,7 @@ async fn build_host(h: &mut Host, up: Uplink, ctr_mtu: u32) {
             }
         }
         Uplink::Engine => {
-            let engine = start_engine(&h.ns, i);
+            let engine = start_engine(&h.ns, i, tune);
             engine.set_network(net_config(i)).unwrap();
             let tap = format!("wtp{VNI}");
             nl.set_master(&tap, br.index).await.unwrap();
@@ -228,11 +230,12 @@ async fn build_host(h: &mut Host, up: Uplink, ctr_mtu: u32) {
 }
 
 /// Starts an engine on a thread inside `ns` (its socket and TAPs then live there).
-pub fn start_engine(ns: &Netns, i: u8) -> Engine {
-    let cfg = EngineConfig {
+pub fn start_engine(ns: &Netns, i: u8, tune: fn(&mut EngineConfig)) -> Engine {
+    let mut cfg = EngineConfig {
         workers: 2,
         ..EngineConfig::new(underlay(i))
     };
+    tune(&mut cfg);
     in_netns(ns, move || Engine::start(cfg))
         .unwrap()
         .unwrap_or_else(|e| panic!("starting the engine on host {i}: {e}"))
@@ -283,7 +286,8 @@ pub fn iperf3(client: &Netns, server: &Netns, to_ip: IpAddr, secs: u32, reverse:
     let _srv = Iperf3Server::start(server);
     let t = secs.to_string();
     let ip = to_ip.to_string();
-    let mut args = vec!["-c", &ip, "-t", &t, "-J"];
+    let streams = std::env::var("WEFT_BENCH_STREAMS").unwrap_or_else(|_| "1".into());
+    let mut args = vec!["-c", &ip, "-t", &t, "-J", "-P", &streams];
     if reverse {
         args.push("-R");
     }
@@ -315,4 +319,41 @@ pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     f()
+}
+
+/// One iperf3 UDP run (`-u -b RATE`, 1 s, 8000-byte datagrams that the container fragments,
+/// or 1400-byte ones); returns (receiver Mbit/s, lost %).
+pub fn iperf3_udp(
+    client: &Netns,
+    server: &Netns,
+    to_ip: IpAddr,
+    len: u32,
+    reverse: bool,
+) -> (f64, f64) {
+    let _srv = Iperf3Server::start(server);
+    let ip = to_ip.to_string();
+    let l = len.to_string();
+    let mut args = vec!["-c", &ip, "-u", "-b", "200M", "-l", &l, "-t", "1", "-J"];
+    if reverse {
+        args.push("-R");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = run_in(client, "iperf3", &args);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let sum = &v["end"]["sum"];
+        if let (Some(bps), Some(lost)) = (
+            sum["bits_per_second"].as_f64(),
+            sum["lost_percent"].as_f64(),
+        ) {
+            return (bps / 1e6, lost);
+        }
+        assert!(
+            Instant::now() < deadline && text.contains("refused"),
+            "iperf3 -u to {ip} failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
