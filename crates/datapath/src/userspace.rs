@@ -92,7 +92,7 @@ impl Datapath for UserspaceDatapath {
         let tap = names::tap(net.vni);
         // The TAP stays at the engine's large MTU: a frame over the network's MTU must reach the
         // engine, which answers it with an ICMP error, rather than be dropped by the bridge.
-        self.nl.set_mtu(&tap, weft_engine::TAP_MTU).await?;
+        self.nl.set_mtu(&tap, u32::from(weft_engine::TAP_MTU)).await?;
         self.nl.set_master(&tap, br.index).await?;
         self.nl.set_up(&tap).await?;
         Ok(())
