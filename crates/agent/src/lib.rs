@@ -2,19 +2,24 @@
 //! store with a prefix watch, and turns every change into the smallest datapath change (never a
 //! flush and rebuild). On start it reconciles against what the kernel already holds.
 
+mod datapaths;
 mod register;
+mod stats;
 mod sync;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use weft_datapath::{Datapaths, KernelDatapath};
-use weft_model::{DatapathChoice, CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN};
+use anyhow::Result;
+use weft_model::DatapathChoice;
 use weft_store::{Store, StoreError};
 
+pub use datapaths::limits_from_env;
 pub use register::Registration;
+pub use stats::{default_stats_file, STATS_EVERY};
+pub use weft_engine::SECURE_PORT as DEFAULT_SECURE_PORT;
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -30,6 +35,14 @@ pub struct AgentConfig {
     pub datapath: DatapathChoice,
     /// The host's private key file (made at first start, mode 0600); None: the default path.
     pub key_file: Option<std::path::PathBuf>,
+    /// Where encrypted networks' pre-shared keys are (`NETWORK.psk`).
+    pub psk_dir: PathBuf,
+    /// UDP port of the encrypted transport.
+    pub secure_port: u16,
+    /// Session limits of the encrypted transport; None: the engine's defaults.
+    pub limits: Option<weft_secure::Limits>,
+    /// Where the engine's counters go (see [`stats`]); None: the default path.
+    pub stats_file: Option<PathBuf>,
 }
 
 /// Where a host's private key lives unless told otherwise; per host name, so that several agents
@@ -49,6 +62,10 @@ impl Default for AgentConfig {
             resync_every: Duration::from_secs(30),
             datapath: DatapathChoice::Auto,
             key_file: None,
+            psk_dir: PathBuf::from(weft_control::psk::DEFAULT_PSK_DIR),
+            secure_port: weft_engine::SECURE_PORT,
+            limits: None,
+            stats_file: None,
         }
     }
 }
@@ -62,7 +79,8 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         .clone()
         .unwrap_or_else(|| default_key_file(&id));
     let keys = weft_secure::keyfile::load_or_create(&key_file)?;
-    let (dp, capabilities) = datapaths(&cfg, underlay).await?;
+    let built = datapaths::build(&cfg, underlay, &keys).await?;
+    let capabilities = built.capabilities.clone();
     let store: Arc<dyn Store> = weft_control::open_store(&cfg.store_url).await?;
     let reg = Registration::register(
         store.clone(),
@@ -76,8 +94,17 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     .await?;
     tracing::info!(host = %id, %underlay, store = %cfg.store_url, lease = reg.lease(), ?capabilities, "registered");
 
-    let mut agent = sync::Syncer::new(id.clone(), store.clone(), Box::new(dp), reg);
+    let _stats_writer = built.engine.clone().map(|engine| {
+        let path = cfg
+            .stats_file
+            .clone()
+            .unwrap_or_else(|| default_stats_file(&id));
+        tracing::info!(path = %path.display(), "engine counters go to the stats file");
+        AbortOnDrop(tokio::spawn(stats::write_stats_forever(engine, path)))
+    });
+    let mut agent = sync::Syncer::new(id.clone(), store.clone(), Box::new(built.dp), reg);
     agent.set_resync(cfg.resync_every);
+    agent.set_engine(built.engine);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -108,42 +135,13 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     Ok(())
 }
 
-/// The host's datapaths and the capabilities it advertises. One UDP port cannot be served by both
-/// the kernel's VXLAN and the engine, so a host runs plain networks on one of them: the kernel where
-/// it can (auto), or the engine when told to or when the kernel lacks VXLAN.
-async fn datapaths(cfg: &AgentConfig, underlay: IpAddr) -> Result<(Datapaths, Vec<String>)> {
-    let kernel = KernelDatapath::new(underlay, cfg.vxlan_port).await?;
-    let use_kernel = match cfg.datapath {
-        DatapathChoice::Userspace => false,
-        DatapathChoice::Kernel => {
-            kernel.probe().await.context(
-                "this kernel cannot run weft's VXLAN datapath (try --datapath userspace)",
-            )?;
-            true
-        }
-        DatapathChoice::Auto => match kernel.probe().await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!("kernel VXLAN unavailable ({e:#}); using the userspace engine");
-                false
-            }
-        },
-    };
-    if use_kernel {
-        let dp = Datapaths {
-            kernel: Some(Box::new(kernel)),
-            userspace: None,
-        };
-        return Ok((dp, vec![CAP_KERNEL_VXLAN.to_string()]));
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    let user = weft_datapath::UserspaceDatapath::start(underlay, cfg.vxlan_port)
-        .await
-        .context("starting the userspace engine")?;
-    let dp = Datapaths {
-        kernel: None,
-        userspace: Some(Box::new(user)),
-    };
-    Ok((dp, vec![CAP_USERSPACE_VXLAN.to_string()]))
 }
 
 fn is_store_trouble(e: &anyhow::Error) -> bool {

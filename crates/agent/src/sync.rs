@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use weft_datapath::{Datapath, Removal};
+use weft_engine::Engine;
 use weft_model::{keys, Endpoint, HostReport, PeerReport, Record, SCHEMA_VERSION};
 use weft_reconcile::{desired, diff_network, ClusterState, NetDesired};
 use weft_store::{EventKind, Store, StoreError};
@@ -27,7 +28,16 @@ pub struct Syncer {
     /// The peer report last written to the store.
     reported: Option<Vec<PeerReport>>,
     resync_every: Duration,
+    /// The userspace engine, for the handshake state of encrypted networks' peers.
+    engine: Option<Arc<Engine>>,
+    /// The last error programming each network, so a failure retried every second is logged
+    /// once (and again when it changes), not every time.
+    errors: BTreeMap<String, String>,
 }
+
+/// How often the peer report is refreshed while encrypted networks are carried (their
+/// handshake states change without any change in the store).
+const REPORT_EVERY: Duration = Duration::from_secs(3);
 
 impl Syncer {
     pub fn new(
@@ -47,11 +57,17 @@ impl Syncer {
             last_local: Vec::new(),
             reported: None,
             resync_every: Duration::from_secs(30),
+            engine: None,
+            errors: BTreeMap::new(),
         }
     }
 
     pub fn set_resync(&mut self, every: Duration) {
         self.resync_every = every;
+    }
+
+    pub fn set_engine(&mut self, engine: Option<Arc<Engine>>) {
+        self.engine = engine;
     }
 
     /// Lists, reconciles fully, then follows the watch until it fails (it returns only errors).
@@ -67,6 +83,7 @@ impl Syncer {
         let mut keepalive = tokio::time::interval(self.reg.ttl() / 3);
         let mut resync = tokio::time::interval(self.resync_every);
         let mut retry = tokio::time::interval(Duration::from_secs(1));
+        let mut report = tokio::time::interval(REPORT_EVERY);
         resync.tick().await;
         loop {
             tokio::select! {
@@ -103,6 +120,7 @@ impl Syncer {
                 }
                 _ = resync.tick() => self.converge(true).await,
                 _ = retry.tick(), if !self.dirty.is_empty() => self.converge(false).await,
+                _ = report.tick(), if self.applied.values().any(|d| d.encrypted) => self.report().await,
             }
         }
     }
@@ -131,8 +149,9 @@ impl Syncer {
         let mut remove_vnis: Vec<u32> = stale.iter().map(|n| self.applied[n].vni).collect();
         for n in &stale {
             self.applied.remove(n);
-            self.dirty.remove(n);
         }
+        self.dirty.retain(|n| want.contains_key(n));
+        self.errors.retain(|n, _| want.contains_key(n));
         if full {
             match self.dp.present().await {
                 Ok(vnis) => {
@@ -159,12 +178,18 @@ impl Syncer {
         }
 
         for (name, d) in &want {
+            // Anything but the forwarding entries changed (the path, keys, PSK): the whole
+            // network is handed over again.
             let incremental = !full
                 && !self.dirty.contains(name)
-                && self
-                    .applied
-                    .get(name)
-                    .is_some_and(|a| a.vni == d.vni && a.mtu == d.mtu);
+                && self.applied.get(name).is_some_and(|a| {
+                    a.vni == d.vni
+                        && a.mtu == d.mtu
+                        && a.path == d.path
+                        && a.encrypted == d.encrypted
+                        && a.psk_fingerprint == d.psk_fingerprint
+                        && a.peer_keys == d.peer_keys
+                });
             let res = if incremental {
                 let a = &self.applied[name];
                 let changes = diff_network(&a.fdb, &a.flood, &a.neigh, &d.fdb, &d.flood, &d.neigh);
@@ -187,9 +212,18 @@ impl Syncer {
                 Ok(()) => {
                     self.applied.insert(name.clone(), d.clone());
                     self.dirty.remove(name);
+                    if self.errors.remove(name).is_some() {
+                        tracing::info!(network = %name, "datapath programmed after earlier errors");
+                    }
                 }
                 Err(e) => {
-                    tracing::error!(network = %name, "programming the datapath: {e:#}; will retry");
+                    let text = format!("{e:#}");
+                    if self.errors.get(name) != Some(&text) {
+                        tracing::error!(network = %name, "programming the datapath: {text}; will retry every second");
+                    } else {
+                        tracing::debug!(network = %name, "programming the datapath: {text}");
+                    }
+                    self.errors.insert(name.clone(), text);
                     self.applied.remove(name);
                     self.dirty.insert(name.clone());
                 }
@@ -200,7 +234,14 @@ impl Syncer {
 
     /// Writes this host's peer report when it changed (under the lease, so it goes with the host).
     async fn report(&mut self) {
-        let peers = weft_reconcile::report::peers(&self.state, &self.applied);
+        let sessions = self
+            .engine
+            .as_ref()
+            .map(|e| e.peer_states())
+            .unwrap_or_default();
+        let peers = weft_reconcile::report::peers_with(&self.state, &self.applied, |d, addr| {
+            crate::stats::handshake(&sessions, d, addr)
+        });
         if self.reported.as_ref() == Some(&peers) {
             return;
         }

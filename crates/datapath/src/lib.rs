@@ -14,7 +14,7 @@ use weft_reconcile::{NetChanges, NetDesired};
 
 pub use kernel::KernelDatapath;
 pub use select::Datapaths;
-pub use userspace::UserspaceDatapath;
+pub use userspace::{PskLoader, UserspaceDatapath, UserspaceOptions};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {

@@ -1,35 +1,73 @@
 //! The userspace datapath: weft's engine (in the agent's process) serves each network through a
-//! TAP device plugged into the network's bridge, speaking VXLAN on the wire like the kernel does.
-//! The engine holds each network's whole table; every change hands it the new one.
+//! TAP device plugged into the network's bridge, speaking VXLAN on the wire like the kernel does
+//! for plain networks, and the encrypted transport for encrypted ones. The engine holds each
+//! network's whole table; every change hands it the new one.
+//!
+//! On a host whose plain networks use the kernel's VXLAN, the same datapath carries only the
+//! encrypted networks ([`UserspaceOptions::plain`] false): the engine then never binds the VXLAN
+//! port, which the kernel holds.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use async_trait::async_trait;
-use weft_engine::{Engine, EngineConfig, NetConfig};
+use weft_engine::{
+    Encap, Engine, EngineConfig, KeyPair, Limits, NetConfig, PresharedKey, PublicKey, Secure,
+};
 use weft_netlink::Netlink;
 use weft_reconcile::{diff_network, names, NetChanges, NetDesired};
 
 use crate::{Datapath, Removal};
 
+/// Finds an encrypted network's pre-shared key on this host: (network name, the fingerprint
+/// its record carries, if any) → the key, or an error that says which file is missing or
+/// wrong. `None` as fingerprint means the network has no PSK.
+pub type PskLoader = Arc<dyn Fn(&str, Option<&str>) -> Result<PresharedKey> + Send + Sync>;
+
+/// How to start the engine.
+pub struct UserspaceOptions {
+    pub underlay: IpAddr,
+    /// UDP port of VXLAN.
+    pub vxlan_port: u16,
+    /// UDP port of the encrypted transport.
+    pub secure_port: u16,
+    /// This host's static keys (its public key is in its host record).
+    pub keys: KeyPair,
+    pub psk: PskLoader,
+    /// Session limits; `None`: the engine's defaults.
+    pub limits: Option<Limits>,
+    /// Whether plain networks are carried here too (false where the kernel carries them).
+    pub plain: bool,
+}
+
 pub struct UserspaceDatapath {
-    engine: Engine,
+    engine: Arc<Engine>,
     nl: Netlink,
+    psk: PskLoader,
+    plain: bool,
     /// What the engine was last given, per VNI: `sync` reports its difference to the new state.
     given: Mutex<BTreeMap<u32, NetDesired>>,
 }
 
 impl UserspaceDatapath {
-    /// Starts the engine on this host's underlay address (the caller's network namespace).
-    pub async fn start(underlay: IpAddr, port: u16) -> Result<UserspaceDatapath> {
-        let mut cfg = EngineConfig::new(underlay);
-        cfg.port = port;
+    /// Starts the engine on this host's underlay address (the caller's network namespace). It
+    /// binds its sockets only when a network needs them.
+    pub async fn start(o: UserspaceOptions) -> Result<UserspaceDatapath> {
+        let mut cfg = EngineConfig::new(o.underlay);
+        cfg.port = o.vxlan_port;
+        cfg.secure_port = o.secure_port;
+        cfg.keys = Some(o.keys);
+        if let Some(l) = o.limits {
+            cfg.limits = l;
+        }
         let engine = Engine::start(cfg)?;
         Ok(UserspaceDatapath {
-            engine,
+            engine: Arc::new(engine),
             nl: Netlink::open()?,
+            psk: o.psk,
+            plain: o.plain,
             given: Mutex::new(BTreeMap::new()),
         })
     }
@@ -38,28 +76,60 @@ impl UserspaceDatapath {
         &self.engine
     }
 
-    fn config(net: &NetDesired) -> NetConfig {
-        NetConfig {
+    /// The engine, to read its counters and sessions beside the datapath (the agent's report).
+    pub fn engine_handle(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
+    fn config(&self, net: &NetDesired) -> Result<NetConfig> {
+        let encap = if net.encrypted {
+            let psk = (self.psk)(&net.network, net.psk_fingerprint.as_deref())?;
+            let mut peers = Vec::new();
+            for (addr, key) in &net.peer_keys {
+                match PublicKey::parse(key) {
+                    Ok(k) => peers.push((*addr, k)),
+                    Err(e) => tracing::warn!(network = %net.network, peer = %addr,
+                        "the peer's public key is unusable ({e}); frames to it are dropped"),
+                }
+            }
+            let keyless: Vec<&IpAddr> = net
+                .flood
+                .iter()
+                .filter(|a| !net.peer_keys.contains_key(a))
+                .collect();
+            if !keyless.is_empty() {
+                tracing::warn!(network = %net.network, peers = ?keyless,
+                    "peers without a public key in their host record; frames to them are dropped");
+            }
+            Encap::Encrypted(Secure { psk, peers })
+        } else if self.plain {
+            Encap::Vxlan
+        } else {
+            anyhow::bail!(
+                "network {} is plain, which this host carries on the kernel's VXLAN",
+                net.network
+            );
+        };
+        Ok(NetConfig {
             vni: net.vni,
             tap: names::tap(net.vni),
             mtu: net.mtu,
             fdb: net.fdb.iter().map(|e| (e.mac.0, e.dst)).collect(),
             flood: net.flood.iter().copied().collect(),
             neigh: net.neigh.iter().map(|n| (n.ip, n.mac.0)).collect(),
+            encap,
             ..Default::default()
-        }
+        })
     }
 
     /// Hands the engine the network's whole table; returns what changed since the last one.
     fn give(&self, net: &NetDesired) -> Result<NetChanges> {
-        // Never carry an encrypted network in the clear.
-        if net.encrypted {
-            anyhow::bail!(
-                "network {} is encrypted, which this engine does not carry yet",
-                net.network
-            );
-        }
-        self.engine.set_network(Self::config(net))?;
+        // An encrypted network whose PSK is missing or wrong here is not carried at all (never
+        // in the clear): the error says which file.
+        let cfg = self
+            .config(net)
+            .with_context(|| format!("network {} not carried", net.network))?;
+        self.engine.set_network(cfg)?;
         let mut given = self.given.lock().expect("not poisoned");
         let before = given.insert(net.vni, net.clone()).unwrap_or_default();
         Ok(diff_network(
@@ -92,7 +162,9 @@ impl Datapath for UserspaceDatapath {
         let tap = names::tap(net.vni);
         // The TAP stays at the engine's large MTU: a frame over the network's MTU must reach the
         // engine, which answers it with an ICMP error, rather than be dropped by the bridge.
-        self.nl.set_mtu(&tap, u32::from(weft_engine::TAP_MTU)).await?;
+        self.nl
+            .set_mtu(&tap, u32::from(weft_engine::TAP_MTU))
+            .await?;
         self.nl.set_master(&tap, br.index).await?;
         self.nl.set_up(&tap).await?;
         Ok(())

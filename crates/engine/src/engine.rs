@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::{EngineConfig, NetConfig};
+use crate::config::{Encap, EngineConfig, NetConfig};
 use crate::net::{Fwd, Net};
 use crate::rx::RxWorker;
-use crate::stats::{EngineStats, GlobalCounters, NetCounters, NetStats};
+use crate::secure::{SecureNet, SecureShared};
+use crate::stats::{EngineStats, GlobalCounters, NetCounters, NetStats, PeerStats};
 use crate::sys::EventFd;
 use crate::tx::TxWorker;
 use crate::udp::UdpSock;
@@ -21,6 +22,8 @@ use crate::{tap, Error, Result};
 pub(crate) struct Shared {
     pub nets: RwLock<HashMap<u32, Arc<Net>>>,
     pub global: GlobalCounters,
+    /// The encrypted transport: keys, peers by slot, counters.
+    pub secure: SecureShared,
     pub stop: AtomicBool,
     /// Signalled once, at shutdown, to wake the socket workers.
     pub wake: EventFd,
@@ -30,8 +33,40 @@ pub(crate) struct Shared {
 /// was started in, so TAP devices are created there whichever thread calls `set_network`.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The userspace datapath of one host: one UDP socket (per worker) shared by all networks,
-/// one TAP device per network.
+/// Which of the engine's two UDP transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// Plain VXLAN on [`EngineConfig::port`].
+    Vxlan,
+    /// The encrypted transport on [`EngineConfig::secure_port`].
+    Secure,
+}
+
+/// One transport's sockets, bound when the first network that uses it is set.
+struct Bound {
+    local: SocketAddr,
+    /// Listening sockets (SO_REUSEPORT), one per worker, each served by a receive thread.
+    socks: Vec<Arc<UdpSock>>,
+    /// Sending sockets, one per worker, each on its own ephemeral source port: RFC 7348 asks
+    /// for source-port entropy, and a receiver (kernel or engine, both SO_REUSEPORT) then
+    /// spreads flows from different TAP queues over its workers. The encrypted transport does
+    /// the same for the same reason.
+    send_socks: Vec<Arc<UdpSock>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// What `set_network`/`remove_network` serialise on.
+#[derive(Default)]
+struct Control {
+    /// Each network's TAP workers.
+    nets: HashMap<u32, Vec<JoinHandle<()>>>,
+    vxlan: Option<Bound>,
+    secure: Option<Bound>,
+}
+
+/// The userspace datapath of one host: UDP sockets shared by all networks (VXLAN for plain
+/// ones, the encrypted transport for encrypted ones, each bound on first use), one TAP device
+/// per network.
 ///
 /// Every method takes `&self`; an `Engine` is `Send + Sync` and is meant to be shared
 /// (`Arc<Engine>`) between the agent's tasks. Methods block briefly (creating a TAP, joining
@@ -39,55 +74,31 @@ type Job = Box<dyn FnOnce() + Send>;
 /// stops every worker and removes every TAP device.
 pub struct Engine {
     cfg: EngineConfig,
-    local: SocketAddr,
     shared: Arc<Shared>,
-    socks: Vec<Arc<UdpSock>>,
-    /// Sending sockets, one per worker, each on its own ephemeral source port: RFC 7348 asks
-    /// for source-port entropy, and a receiver (kernel or engine, both SO_REUSEPORT) then
-    /// spreads flows from different TAP queues over its workers.
-    send_socks: Vec<Arc<UdpSock>>,
     home: Mutex<Option<mpsc::Sender<Job>>>,
     home_thread: Option<JoinHandle<()>>,
-    rx_threads: Vec<JoinHandle<()>>,
-    /// Serialises `set_network`/`remove_network`; holds each network's TAP workers.
-    control: Mutex<HashMap<u32, Vec<JoinHandle<()>>>>,
+    control: Mutex<Control>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("local", &self.local)
-            .field("workers", &self.socks.len())
+            .field("underlay", &self.cfg.underlay)
+            .field("workers", &self.cfg.workers)
             .finish_non_exhaustive()
     }
 }
 
 impl Engine {
-    /// Binds the UDP socket(s) on `underlay:port` in the calling thread's network namespace
-    /// and starts the socket workers. TAP devices of later `set_network` calls are created in
-    /// this same namespace, whichever thread makes them.
+    /// Starts the engine in the calling thread's network namespace: its sockets (bound when
+    /// the first network of their kind is set) and TAP devices live there, whichever thread
+    /// later calls `set_network`. Binds nothing yet.
     pub fn start(cfg: EngineConfig) -> Result<Engine> {
         let workers = cfg.workers.max(1);
-        let addr = SocketAddr::new(cfg.underlay, cfg.port);
-        let mut socks = Vec::with_capacity(workers);
-        for _ in 0..workers {
-            let s = UdpSock::bind(addr, workers > 1, cfg.udp_gso)
-                .map_err(|e| Error::io(format!("binding udp {addr}"), e))?;
-            socks.push(Arc::new(s));
-        }
-        let mut send_socks = Vec::with_capacity(workers);
-        for _ in 0..workers {
-            let from = SocketAddr::new(cfg.underlay, 0);
-            let s = UdpSock::bind(from, false, cfg.udp_gso)
-                .map_err(|e| Error::io(format!("binding udp {from}"), e))?;
-            send_socks.push(Arc::new(s));
-        }
-        let local = socks[0]
-            .local_addr()
-            .map_err(|e| Error::io("reading the socket's address", e))?;
         let shared = Arc::new(Shared {
             nets: RwLock::new(HashMap::new()),
             global: GlobalCounters::default(),
+            secure: SecureShared::new(cfg.keys.clone(), cfg.limits, cfg.suite, cfg.secure_port),
             stop: AtomicBool::new(false),
             wake: EventFd::new().map_err(|e| Error::io("creating an eventfd", e))?,
         });
@@ -102,33 +113,90 @@ impl Engine {
             })
             .map_err(|e| Error::io("spawning the engine thread", e))?;
 
-        let mut engine = Engine {
+        tracing::info!(underlay = %cfg.underlay, workers, offload = cfg.offload,
+            encryption = cfg.keys.is_some(), "userspace engine started");
+        Ok(Engine {
             cfg: EngineConfig { workers, ..cfg },
-            local,
-            shared: shared.clone(),
-            socks: socks.clone(),
-            send_socks,
+            shared,
             home: Mutex::new(Some(tx)),
             home_thread: Some(home_thread),
-            rx_threads: Vec::new(),
-            control: Mutex::new(HashMap::new()),
-        };
-        for (i, s) in socks.into_iter().enumerate() {
-            let w = RxWorker::new(shared.clone(), s, i);
-            let h = std::thread::Builder::new()
-                .name(format!("weft-rx{i}"))
-                .spawn(move || w.run())
-                .map_err(|e| Error::io("spawning a socket worker", e))?;
-            engine.rx_threads.push(h);
-        }
-        tracing::info!(%local, workers, offload = cfg.offload, "userspace engine started");
-        Ok(engine)
+            control: Mutex::new(Control::default()),
+        })
     }
 
-    /// The address the engine's socket is bound to (the port is the real one when 0 was
-    /// asked for).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
+    /// The address the VXLAN sockets are bound to, once a plain network made the engine bind
+    /// them (the port is the real one when 0 was asked for).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.lock_control().vxlan.as_ref().map(|b| b.local)
+    }
+
+    /// The address the encrypted transport's sockets are bound to, once an encrypted network
+    /// made the engine bind them.
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.lock_control().secure.as_ref().map(|b| b.local)
+    }
+
+    fn lock_control(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Binds `kind`'s sockets (on the home thread, in the engine's namespace) and starts their
+    /// receive workers (and, for the encrypted transport, the timer thread), unless done.
+    fn bind(&self, control: &mut Control, kind: Transport) -> Result<()> {
+        let slot = match kind {
+            Transport::Vxlan => &mut control.vxlan,
+            Transport::Secure => &mut control.secure,
+        };
+        if slot.is_some() {
+            return Ok(());
+        }
+        let (workers, gso, underlay) = (self.cfg.workers, self.cfg.udp_gso, self.cfg.underlay);
+        let port = match kind {
+            Transport::Vxlan => self.cfg.port,
+            Transport::Secure => self.cfg.secure_port,
+        };
+        let (socks, send_socks) =
+            self.on_home(move || bind_socks(underlay, port, workers, gso))??;
+        let local = socks[0]
+            .local_addr()
+            .map_err(|e| Error::io("reading the socket's address", e))?;
+        let mut b = Bound {
+            local,
+            socks: socks.clone(),
+            send_socks,
+            threads: Vec::new(),
+        };
+        let spawned = (|| -> std::io::Result<()> {
+            for (i, s) in socks.iter().enumerate() {
+                let w = RxWorker::new(self.shared.clone(), s.clone(), i, kind);
+                let name = match kind {
+                    Transport::Vxlan => format!("weft-rx{i}"),
+                    Transport::Secure => format!("weft-srx{i}"),
+                };
+                b.threads.push(
+                    std::thread::Builder::new()
+                        .name(name)
+                        .spawn(move || w.run())?,
+                );
+            }
+            if kind == Transport::Secure {
+                let (shared, sock) = (self.shared.clone(), socks[0].clone());
+                b.threads.push(
+                    std::thread::Builder::new()
+                        .name("weft-timers".into())
+                        .spawn(move || crate::secure::run_timers(shared, sock))?,
+                );
+            }
+            Ok(())
+        })();
+        if let Err(e) = spawned {
+            // Workers already started end with the engine (they see `stop`); keep them.
+            *slot = Some(b);
+            return Err(Error::io("spawning a socket worker", e));
+        }
+        tracing::info!(%local, ?kind, "engine sockets bound");
+        *slot = Some(b);
+        Ok(())
     }
 
     /// Creates network `net.vni` with its TAP device, or updates it in place: new FDB, flood
@@ -140,17 +208,47 @@ impl Engine {
     /// and sets it up.
     pub fn set_network(&self, net: NetConfig) -> Result<()> {
         validate(&net)?;
-        let mut control = self.control.lock().unwrap_or_else(|p| p.into_inner());
-        let (fwd, skipped) = Fwd::build(&net, self.cfg.underlay, self.cfg.port);
+        let secure_cfg = match &net.encap {
+            Encap::Vxlan => None,
+            Encap::Encrypted(s) => Some(s),
+        };
+        if secure_cfg.is_some() && self.cfg.keys.is_none() {
+            return Err(Error::Invalid(format!(
+                "network vni {} is encrypted and the engine has no host key pair",
+                net.vni
+            )));
+        }
+        let kind = if secure_cfg.is_some() {
+            Transport::Secure
+        } else {
+            Transport::Vxlan
+        };
+        let mut control = self.lock_control();
+        self.bind(&mut control, kind)?;
+        let bound = match kind {
+            Transport::Vxlan => control.vxlan.as_ref(),
+            Transport::Secure => control.secure.as_ref(),
+        }
+        .ok_or_else(|| Error::Invalid("sockets not bound".into()))?;
+        let reply_sock = bound.socks[0].clone();
+        let send_socks = bound.send_socks.clone();
+        let port = match kind {
+            Transport::Vxlan => self.cfg.port,
+            Transport::Secure => self.cfg.secure_port,
+        };
+        let (fwd, skipped) = Fwd::build(&net, self.cfg.underlay, port);
         if !skipped.is_empty() {
             tracing::warn!(vni = net.vni, ?skipped, underlay = %self.cfg.underlay,
                 "peers of the other address family than the underlay are unreachable; left out");
         }
         let existing = self.read_nets().get(&net.vni).cloned();
         if let Some(cur) = existing {
-            if cur.tap == net.tap && cur.encap == net.encap {
+            if cur.tap == net.tap && cur.secure.is_some() == secure_cfg.is_some() {
                 *cur.fwd.write().unwrap_or_else(|p| p.into_inner()) = fwd;
                 cur.mtu.store(net.mtu, Release);
+                if let (Some(sn), Some(sc)) = (&cur.secure, secure_cfg) {
+                    self.update_peers(net.vni, sn, sc, &reply_sock);
+                }
                 return Ok(());
             }
             drop(cur);
@@ -172,7 +270,7 @@ impl Engine {
         let n = Arc::new(Net {
             vni: net.vni,
             tap: net.tap.clone(),
-            encap: net.encap,
+            secure: secure_cfg.map(|_| SecureNet::new()),
             queues: tap.queues,
             vnet: offload,
             mtu: AtomicU32::new(net.mtu),
@@ -182,9 +280,12 @@ impl Engine {
             wake: EventFd::new().map_err(|e| Error::io("creating an eventfd", e))?,
             vxlan_hdr,
         });
+        if let (Some(sn), Some(sc)) = (&n.secure, secure_cfg) {
+            self.update_peers(net.vni, sn, sc, &reply_sock);
+        }
         let mut threads = Vec::with_capacity(queues);
         for q in 0..n.queues.len() {
-            let sock = self.send_socks[q % self.send_socks.len()].clone();
+            let sock = send_socks[q % send_socks.len()].clone();
             let w = TxWorker::new(n.clone(), q, sock);
             match std::thread::Builder::new()
                 .name(format!("weft-tx{}-{q}", net.vni))
@@ -193,6 +294,9 @@ impl Engine {
                 Ok(h) => threads.push(h),
                 Err(e) => {
                     stop_net(&n, threads);
+                    if let Some(sn) = &n.secure {
+                        self.shared.secure.remove(sn);
+                    }
                     return Err(Error::io("spawning a tap worker", e));
                 }
             }
@@ -202,19 +306,30 @@ impl Engine {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(net.vni, n);
-        control.insert(net.vni, threads);
-        tracing::info!(vni = net.vni, tap = %net.tap, mtu = net.mtu, "engine network added");
+        control.nets.insert(net.vni, threads);
+        tracing::info!(vni = net.vni, tap = %net.tap, mtu = net.mtu,
+            encrypted = secure_cfg.is_some(), "engine network added");
         Ok(())
+    }
+
+    fn update_peers(&self, vni: u32, sn: &SecureNet, sc: &crate::config::Secure, sock: &UdpSock) {
+        for w in self
+            .shared
+            .secure
+            .update(vni, sn, sc, self.cfg.underlay, Some(sock))
+        {
+            tracing::warn!(vni, "{w}");
+        }
     }
 
     /// Stops serving network `vni` and deletes its TAP device; returns whether it existed.
     /// When this returns the device is gone, so its name may be reused at once.
     pub fn remove_network(&self, vni: u32) -> Result<bool> {
-        let mut control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        let mut control = self.lock_control();
         Ok(self.remove_locked(&mut control, vni))
     }
 
-    fn remove_locked(&self, control: &mut HashMap<u32, Vec<JoinHandle<()>>>, vni: u32) -> bool {
+    fn remove_locked(&self, control: &mut Control, vni: u32) -> bool {
         let Some(net) = self
             .shared
             .nets
@@ -224,9 +339,12 @@ impl Engine {
         else {
             return false;
         };
+        if let Some(sn) = &net.secure {
+            self.shared.secure.remove(sn);
+        }
         // The socket workers only borrow networks under the read lock, released by now; the
         // TAP workers hold the other references and end here.
-        stop_net(&net, control.remove(&vni).unwrap_or_default());
+        stop_net(&net, control.nets.remove(&vni).unwrap_or_default());
         let deadline = Instant::now() + Duration::from_secs(2);
         while Arc::strong_count(&net) > 1 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
@@ -259,8 +377,15 @@ impl Engine {
         networks.sort_by_key(|n| n.vni);
         EngineStats {
             global: self.shared.global.snapshot(),
+            secure: self.shared.secure.counters.snapshot(),
             networks,
+            peers: self.peer_states(),
         }
+    }
+
+    /// The state of every encrypted session's peer (handshake, counters), by VNI and address.
+    pub fn peer_states(&self) -> Vec<PeerStats> {
+        self.shared.secure.peer_stats()
     }
 
     fn read_nets(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u32, Arc<Net>>> {
@@ -293,18 +418,49 @@ fn stop_net(net: &Net, threads: Vec<JoinHandle<()>>) {
     }
 }
 
+/// `workers` listening sockets on `underlay:port` (SO_REUSEPORT when several) and as many
+/// sending sockets on ephemeral ports.
+#[allow(clippy::type_complexity)]
+fn bind_socks(
+    underlay: IpAddr,
+    port: u16,
+    workers: usize,
+    gso: bool,
+) -> Result<(Vec<Arc<UdpSock>>, Vec<Arc<UdpSock>>)> {
+    let addr = SocketAddr::new(underlay, port);
+    let mut socks = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let s = UdpSock::bind(addr, workers > 1, gso)
+            .map_err(|e| Error::io(format!("binding udp {addr}"), e))?;
+        socks.push(Arc::new(s));
+    }
+    let mut send_socks = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let from = SocketAddr::new(underlay, 0);
+        let s = UdpSock::bind(from, false, gso)
+            .map_err(|e| Error::io(format!("binding udp {from}"), e))?;
+        send_socks.push(Arc::new(s));
+    }
+    Ok((socks, send_socks))
+}
+
 impl Drop for Engine {
     fn drop(&mut self) {
-        let mut control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        let mut control = self.lock_control();
         for vni in self.networks() {
             self.remove_locked(&mut control, vni);
         }
-        drop(control);
         self.shared.stop.store(true, Release);
         self.shared.wake.signal();
-        for t in self.rx_threads.drain(..) {
-            let _ = t.join();
+        for b in [control.vxlan.take(), control.secure.take()]
+            .into_iter()
+            .flatten()
+        {
+            for t in b.threads {
+                let _ = t.join();
+            }
         }
+        drop(control);
         self.home.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = self.home_thread.take() {
             let _ = t.join();

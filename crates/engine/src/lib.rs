@@ -1,11 +1,18 @@
 //! # weft-engine: the userspace datapath
 //!
-//! A library the agent runs in-process. One [`Engine`] per host binds one UDP socket (one per
-//! worker, SO_REUSEPORT) on the underlay address and port 4789, shared by every network and
-//! demultiplexed by VNI; each network gets a TAP device that the datapath layer attaches to
-//! the network's bridge. Plain mode is VXLAN (RFC 7348), wire-compatible both ways with the
-//! Linux kernel's vxlan device, so hosts on the kernel path and hosts on the engine share a
-//! network.
+//! A library the agent runs in-process. Each network gets a TAP device that the datapath layer
+//! attaches to the network's bridge; between hosts, frames travel on one of two UDP transports,
+//! each bound on the underlay address only once the first network that uses it is set (one
+//! socket per worker, SO_REUSEPORT):
+//!
+//! * plain networks: VXLAN (RFC 7348) on port 4789, shared by every plain network and
+//!   demultiplexed by VNI, wire-compatible both ways with the Linux kernel's vxlan device, so
+//!   hosts on the kernel path and hosts on the engine share a network;
+//! * encrypted networks ([`Encap::Encrypted`]): weft-secure sessions on port 51820, one per
+//!   (network, peer host), with this host's key pair from [`EngineConfig::keys`].
+//!
+//! Binding lazily lets a host whose plain networks use the kernel's VXLAN (which holds 4789)
+//! run the engine for its encrypted networks only.
 //!
 //! ```no_run
 //! use weft_engine::{Engine, EngineConfig, NetConfig};
@@ -25,7 +32,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## Forwarding (what the kernel's vxlan device with `nolearning proxy` does)
+//! ## Forwarding (the kernel's vxlan device with `nolearning proxy`; encrypted networks alike)
 //! TAP → wire, per frame: ARP requests and IPv6 neighbour solicitations are answered from the
 //! network's neighbour entries by writing the reply back into the TAP (every ARP frame and
 //! every solicitation is consumed, answered or not, as in proxy mode); unicast to a MAC in the
@@ -47,7 +54,7 @@
 //!
 //! Datagrams are sent from one ephemeral source port per worker (RFC 7348 §5 asks for source
 //! port entropy; receivers spread flows over their SO_REUSEPORT sockets by it) to the peer's
-//! port 4789.
+//! port 4789 (51820 for encrypted networks, same reason).
 //!
 //! ## Speed
 //! A worker thread per TAP queue (multiqueue TAP) and per UDP socket; blocking in `poll`,
@@ -60,13 +67,27 @@
 //! the payload ranges in place, never copied. (A kernel vxlan sender on a veth underlay even
 //! delivers whole super-frames, unsegmented: they are passed on whole, as GSO.)
 //!
-//! ## The seam for encryption and GRE
-//! [`Encap`] (per network) is matched wherever a frame meets the wire: `tx` frames it
-//! (today: prepend the VXLAN header), `rx` unframes it (today: parse VXLAN, demux by VNI). An
-//! encrypted transport adds a variant whose framing seals each datagram for a peer session
-//! (crates/secure, `weft_wire::secure`) and whose receive path opens it before the VNI demux
-//! (and may skip the inner checksum verification: the AEAD authenticated the bytes); GRE adds
-//! one sent on a raw IP socket.
+//! ## Encrypted networks
+//! [`Encap`] (per network) is matched wherever a frame meets the wire. For an encrypted network
+//! (`secure`, `tx::secure`, `rx::secure`):
+//! - every piece of a frame (the frame, a TCP segment of a super-frame, an IPv4 fragment) is
+//!   sealed whole as one transport message of the peer's session (`weft_secure::Peer`) and a
+//!   run of them leaves in one `sendmsg` with UDP GSO, as plain VXLAN's do; the overlay MTU is
+//!   1426 on a 1500-byte IPv4 underlay, and larger packets get the same ICMP errors;
+//! - without a session, pieces are held (up to 1024 per peer) and a handshake starts; a new peer
+//!   gets a handshake at once, so that first frames rarely wait; a timer thread runs every
+//!   peer's timers (retransmission, rekeying on time and volume, keepalives) every 100 ms;
+//! - a datagram is routed before any cryptography: a response or transport message by the slot
+//!   in its receiver index, an initiation by its network and the sender's underlay address, and
+//!   must come from the peer's address; it is then opened by the session, and the frame is
+//!   written over its ciphertext in the receive batch so the same coalescer hands it to the TAP;
+//! - the inner L4 checksum is neither finished by the sender nor verified by the receiver: the
+//!   AEAD authenticates every byte, and the frame reaches the kernel as CHECKSUM_PARTIAL;
+//! - whatever is refused is counted by reason ([`EngineStats::secure`]: weft-secure's
+//!   [`DropReason`] names and [`DROP_UNKNOWN_SOURCE`]); per-peer session state is in
+//!   [`Engine::peer_states`].
+//!
+//! GRE would add a variant sent on a raw IP socket.
 //!
 //! Codecs are `weft-wire`'s (VXLAN, Ethernet, ARP, ND, ICMP errors, virtio header and TCP
 //! segmentation); the engine keeps privately only what it lacks: IPv4 fragmentation, the
@@ -78,6 +99,7 @@ mod engine;
 mod net;
 mod pkt;
 mod rx;
+mod secure;
 mod segment;
 mod stats;
 mod sys;
@@ -85,13 +107,20 @@ mod tap;
 mod tx;
 mod udp;
 
-pub use config::{Encap, EngineConfig, MacBytes, NetConfig};
+pub use config::{default_limits, Encap, EngineConfig, MacBytes, NetConfig, Secure};
 pub use engine::Engine;
-pub use stats::{EngineStats, GlobalStats, NetStats, RxStats, TxStats};
+pub use stats::{
+    EngineStats, GlobalStats, NetStats, PeerStats, RxStats, SecureStats, TxStats,
+    DROP_UNKNOWN_SOURCE,
+};
 pub use tap::TAP_MTU;
+pub use weft_secure::{DropReason, KeyPair, Limits, PeerState, PresharedKey, PublicKey, Suite};
 
 /// The IANA VXLAN port.
 pub const VXLAN_PORT: u16 = 4789;
+
+/// The encrypted transport's default UDP port (WireGuard's).
+pub const SECURE_PORT: u16 = 51820;
 
 /// Errors of the engine's control calls (the data path counts, it does not fail).
 #[derive(Debug, thiserror::Error)]

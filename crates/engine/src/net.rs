@@ -8,7 +8,8 @@ use std::sync::RwLock;
 
 use socket2::SockAddr;
 
-use crate::config::{Encap, MacBytes, NetConfig};
+use crate::config::{MacBytes, NetConfig};
+use crate::secure::SecureNet;
 use crate::stats::NetCounters;
 use crate::sys::EventFd;
 
@@ -83,7 +84,8 @@ impl Fwd {
 pub(crate) struct Net {
     pub vni: u32,
     pub tap: String,
-    pub encap: Encap,
+    /// The encrypted transport's peers; `None` for plain VXLAN.
+    pub secure: Option<SecureNet>,
     /// One fd per TAP queue; the device lives as long as they are open.
     pub queues: Vec<OwnedFd>,
     /// Frames on the TAP carry a virtio-net header.

@@ -2,7 +2,10 @@
 //! a UDP GRO train of equal-sized datagrams), demultiplexes by VNI, checks the sender, and
 //! writes the inner frames into the network's TAP — consecutive TCP segments of one flow
 //! coalesced into one super-frame with a virtio GSO header (what NIC receive offload does), so
-//! the kernel handles one 64 KiB frame instead of forty.
+//! the kernel handles one 64 KiB frame instead of forty. The encrypted transport's sockets are
+//! served the same way, each message opened first (`secure` below).
+
+mod secure;
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
@@ -13,7 +16,7 @@ use std::sync::Arc;
 use weft_wire::virtio::{self, VirtioNetHdr};
 use weft_wire::{checksum, eth, vxlan};
 
-use crate::engine::Shared;
+use crate::engine::{Shared, Transport};
 use crate::net::Net;
 use crate::pkt::{self, Csum, Ip, PROTO_TCP, PROTO_UDP};
 use crate::stats::{add, inc};
@@ -30,20 +33,33 @@ const MAX_RUN: usize = 64;
 pub(crate) struct RxWorker {
     shared: Arc<Shared>,
     sock: Arc<UdpSock>,
+    kind: Transport,
     /// Which TAP queue this worker writes into.
     queue: usize,
     batch: RecvBatch,
     gro: Gro,
+    /// Encrypted transport: a message opened, or one to send back.
+    out: Vec<u8>,
+    /// Encrypted transport: held frames sealed once a session comes up.
+    flush: Vec<u8>,
 }
 
 impl RxWorker {
-    pub(crate) fn new(shared: Arc<Shared>, sock: Arc<UdpSock>, queue: usize) -> RxWorker {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        sock: Arc<UdpSock>,
+        queue: usize,
+        kind: Transport,
+    ) -> RxWorker {
         RxWorker {
             shared,
             sock,
+            kind,
             queue,
             batch: RecvBatch::new(BATCH, SLOT),
             gro: Gro::new(),
+            out: Vec::new(),
+            flush: Vec::new(),
         }
     }
 
@@ -54,7 +70,10 @@ impl RxWorker {
                 return;
             }
             match self.batch.recv(fd) {
-                Ok(_) => self.process(),
+                Ok(_) => match self.kind {
+                    Transport::Vxlan => self.process(),
+                    Transport::Secure => self.process_secure(),
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = sys::wait_readable(fd, &self.shared.wake, -1) {
                         tracing::warn!(error = %e, "poll on the vxlan socket failed");
@@ -63,8 +82,11 @@ impl RxWorker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    inc(&self.shared.global.recv_errors);
-                    tracing::warn!(error = %e, "receiving on the vxlan socket");
+                    match self.kind {
+                        Transport::Vxlan => inc(&self.shared.global.recv_errors),
+                        Transport::Secure => inc(&self.shared.secure.counters.recv_errors),
+                    }
+                    tracing::warn!(error = %e, kind = ?self.kind, "receiving on the udp socket");
                     let _ = sys::wait_readable(fd, &self.shared.wake, 10);
                 }
             }
@@ -96,6 +118,12 @@ impl RxWorker {
                 m.gso_size
             };
             let mss_hint = if seg == total { m.gso_size } else { 0 };
+            if total == 0 {
+                // An empty datagram: not VXLAN either.
+                packets += 1;
+                inc(&g.drop_malformed);
+                continue;
+            }
             let mut off = 0;
             while off < total {
                 let len = seg.min(total - off);
@@ -129,6 +157,7 @@ impl RxWorker {
                                     buf,
                                     start..start + inner.len(),
                                     mss_hint,
+                                    None,
                                 );
                             } else {
                                 inc(&net.counters.rx.drop_unknown_peer);
@@ -235,7 +264,9 @@ impl Gro {
         }
     }
 
-    /// One inner frame of network `net`, at `range` of `buf`.
+    /// One inner frame of network `net`, at `range` of `buf`. `known`: what is already known
+    /// of its L4 checksum (an authenticated frame's, made partial by the caller), else it is
+    /// verified here.
     #[allow(clippy::too_many_arguments)]
     fn frame(
         &mut self,
@@ -245,6 +276,7 @@ impl Gro {
         buf: &[u8],
         range: std::ops::Range<usize>,
         mss_hint: usize,
+        known: Option<Csum>,
     ) {
         let f = &buf[range.clone()];
         let c = &net.counters.rx;
@@ -254,7 +286,11 @@ impl Gro {
         };
         let l2 = e.header_len();
         let ip = pkt::ip(f, l2, e.ethertype());
-        let csum = ip.map_or(Csum::NotApplicable, |ip| pkt::l4_csum(f, &ip));
+        let csum = match (known, ip) {
+            (Some(k), Some(_)) => k,
+            (_, None) => Csum::NotApplicable,
+            (None, Some(ip)) => pkt::l4_csum(f, &ip),
+        };
         if csum == Csum::Bad {
             inc(&c.drop_bad_checksum);
             return;

@@ -2,9 +2,12 @@
 //! the TAP-reading and socket-reading threads do not share a line), read as serde-serializable
 //! snapshots by [`crate::Engine::stats`].
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::{Deserialize, Serialize};
+use weft_secure::{DropReason, PeerState};
 
 /// Declares an atomic counter block and its plain snapshot type with the same field names.
 macro_rules! counters {
@@ -62,6 +65,12 @@ counters!(
         drop_nd,
         /// Dropped: the UDP send failed.
         drop_send_error,
+        /// Encrypted networks: frames held for a peer while its handshake is under way (sent
+        /// once the session is up).
+        queued,
+        /// Encrypted networks: dropped because the peer's queue was full, its handshake was
+        /// given up, or the destination is no member with a key.
+        drop_no_session,
     }
 );
 
@@ -103,6 +112,85 @@ counters!(
     }
 );
 
+/// Why the encrypted transport dropped a datagram besides weft-secure's own reasons
+/// ([`DropReason::as_str`]): it came from an underlay address that is no member host of the
+/// network it names (or of any encrypted network here).
+pub const DROP_UNKNOWN_SOURCE: &str = "unknown_source";
+
+const SECURE_REASONS: usize = DropReason::ALL.len() + 1;
+
+/// Counters of the encrypted transport's sockets, engine-wide.
+#[derive(Debug, Default)]
+pub(crate) struct SecureCounters {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    /// Messages sent outside the TAP workers' batches: handshake messages, keepalives, and
+    /// frames held during a handshake and sent by the timer.
+    pub tx_control: AtomicU64,
+    pub recv_errors: AtomicU64,
+    drops: [AtomicU64; SECURE_REASONS],
+}
+
+impl SecureCounters {
+    pub(crate) fn drop(&self, reason: DropReason) {
+        inc(&self.drops[reason.index()]);
+    }
+
+    pub(crate) fn drop_unknown_source(&self) {
+        inc(&self.drops[DropReason::ALL.len()]);
+    }
+
+    pub(crate) fn snapshot(&self) -> SecureStats {
+        let mut drops = BTreeMap::new();
+        for r in DropReason::ALL {
+            drops.insert(r.as_str().to_string(), self.drops[r.index()].load(Relaxed));
+        }
+        drops.insert(
+            DROP_UNKNOWN_SOURCE.to_string(),
+            self.drops[DropReason::ALL.len()].load(Relaxed),
+        );
+        SecureStats {
+            rx_packets: self.rx_packets.load(Relaxed),
+            rx_bytes: self.rx_bytes.load(Relaxed),
+            tx_control: self.tx_control.load(Relaxed),
+            recv_errors: self.recv_errors.load(Relaxed),
+            drops,
+        }
+    }
+}
+
+/// What the encrypted transport's sockets saw, engine-wide.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecureStats {
+    /// Datagrams received on the secure port (all of them, dropped ones included).
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// Handshake messages, keepalives and held frames sent outside the TAP workers' batches.
+    pub tx_control: u64,
+    pub recv_errors: u64,
+    /// Datagrams dropped, by reason: every `weft_secure::DropReason::as_str` name, and
+    /// [`DROP_UNKNOWN_SOURCE`]. Every reason is present (0 when none).
+    pub drops: BTreeMap<String, u64>,
+}
+
+impl SecureStats {
+    /// Drops of `reason` (a [`DropReason::as_str`] name or [`DROP_UNKNOWN_SOURCE`]).
+    pub fn dropped(&self, reason: &str) -> u64 {
+        self.drops.get(reason).copied().unwrap_or(0)
+    }
+}
+
+/// One encrypted session's peer: which network and host, and the session's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStats {
+    pub vni: u32,
+    /// The peer host's underlay address.
+    pub addr: IpAddr,
+    /// Frames waiting for the handshake.
+    pub queued: usize,
+    pub state: PeerState,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct NetCounters {
     pub tx: TxCounters,
@@ -121,15 +209,25 @@ pub struct NetStats {
 /// Everything [`crate::Engine::stats`] reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineStats {
+    /// The VXLAN sockets (zero until a plain network is set).
     pub global: GlobalStats,
+    /// The encrypted transport's sockets (zero until an encrypted network is set).
+    pub secure: SecureStats,
     /// Networks served now, by VNI.
     pub networks: Vec<NetStats>,
+    /// Every encrypted network's peers, by VNI and address.
+    pub peers: Vec<PeerStats>,
 }
 
 impl EngineStats {
     /// The network with `vni`, if served.
     pub fn network(&self, vni: u32) -> Option<&NetStats> {
         self.networks.iter().find(|n| n.vni == vni)
+    }
+
+    /// The peer at `addr` of encrypted network `vni`.
+    pub fn peer(&self, vni: u32, addr: IpAddr) -> Option<&PeerStats> {
+        self.peers.iter().find(|p| p.vni == vni && p.addr == addr)
     }
 }
 

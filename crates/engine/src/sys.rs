@@ -68,6 +68,26 @@ pub(crate) fn wait_readable(fd: RawFd, wake: &EventFd, timeout_ms: i32) -> io::R
     Ok(p[1].revents != 0)
 }
 
+/// Sleeps for `d` unless `wake` is (or gets) signalled; returns whether it was.
+pub(crate) fn sleep_unless(wake: &EventFd, d: std::time::Duration) -> io::Result<bool> {
+    let mut p = [libc::pollfd {
+        fd: wake.fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    let ms = i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: p is a live array of one pollfd struct.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), 1, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(e);
+    }
+    Ok(p[0].revents != 0)
+}
+
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on an fd the caller owns.
     unsafe {

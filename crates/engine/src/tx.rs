@@ -1,7 +1,10 @@
 //! TAP → wire: one worker per TAP queue. Reads a frame (with its virtio-net header), answers
 //! ARP/ND locally, enforces the MTU with ICMP errors, looks the destination up, cuts TCP
 //! super-frames into segments and sends them VXLAN-encapsulated, many datagrams per `sendmsg`
-//! (UDP GSO) where the kernel allows.
+//! (UDP GSO) where the kernel allows. Encrypted networks seal each piece for the peer's session
+//! instead of prefixing it (`secure` below).
+
+mod secure;
 
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
@@ -13,7 +16,6 @@ use weft_wire::eth::{self, ETHERTYPE_ARP};
 use weft_wire::virtio::{self, Segmenter, VirtioNetHdr};
 use weft_wire::{arp, icmp, nd};
 
-use crate::config::Encap;
 use crate::net::{Fwd, Net};
 use crate::pkt::{self, Ip};
 use crate::segment::{Cut, FragCut, TcpCut, SLOT};
@@ -33,10 +35,14 @@ pub(crate) struct TxWorker {
     scratch: Scratch,
 }
 
-/// Reused buffers: headers of the pieces of a cut frame, and replies written into the TAP.
+/// Reused buffers: headers of the pieces of a cut frame, and replies written into the TAP;
+/// for encrypted networks, one piece's plaintext and the sealed messages of one send.
 struct Scratch {
     hdrs: Vec<u8>,
     reply: Vec<u8>,
+    plain: Vec<u8>,
+    sealed: Vec<Vec<u8>>,
+    initiation: Vec<u8>,
 }
 
 impl TxWorker {
@@ -49,6 +55,9 @@ impl TxWorker {
             scratch: Scratch {
                 hdrs: vec![0u8; MAX_GSO_SEGMENTS * SLOT],
                 reply: Vec::with_capacity(2048),
+                plain: Vec::new(),
+                sealed: vec![Vec::new(); MAX_GSO_SEGMENTS],
+                initiation: Vec::new(),
             },
         }
     }
@@ -136,8 +145,10 @@ impl Ctx<'_> {
         }
 
         let gso = vh.gso_kind();
+        let mtu = self.net.mtu.load(Relaxed) as usize;
         if gso == virtio::GSO_NONE
             && vh.needs_csum()
+            && !self.defer_checksum(frame, ip.as_ref(), &vh, mtu)
             && virtio::finish_checksum(
                 frame,
                 usize::from(vh.csum_start),
@@ -155,12 +166,11 @@ impl Ctx<'_> {
             inc(&c.drop_no_route);
             return;
         }
-        let mtu = self.net.mtu.load(Relaxed) as usize;
 
         if gso == virtio::GSO_NONE {
             let l3_len = ip.map_or(frame.len() - l2, |i| i.len);
             if l3_len <= mtu {
-                return self.send_whole(frame, dsts);
+                return self.send_whole(frame, dsts, s);
             }
             return self.too_big(frame, ip, mtu, dsts, s);
         }
@@ -197,7 +207,10 @@ impl Ctx<'_> {
     }
 
     /// One frame, one datagram per destination.
-    fn send_whole(&self, frame: &[u8], dsts: &[SockAddr]) {
+    fn send_whole(&self, frame: &[u8], dsts: &[SockAddr], s: &mut Scratch) {
+        if let Some(sn) = &self.net.secure {
+            return self.seal_cut(sn, frame, &secure::Whole(frame.len()), dsts, s);
+        }
         let c = &self.net.counters.tx;
         let prefix = self.prefix();
         let iov = [IoSlice::new(prefix), IoSlice::new(frame)];
@@ -215,6 +228,9 @@ impl Ctx<'_> {
 
     /// The pieces of `cut`, each prefixed, as few `sendmsg` calls as UDP GSO allows.
     fn send_cut(&self, frame: &[u8], cut: &dyn Cut, dsts: &[SockAddr], s: &mut Scratch) {
+        if let Some(sn) = &self.net.secure {
+            return self.seal_cut(sn, frame, cut, dsts, s);
+        }
         let c = &self.net.counters.tx;
         let prefix = self.prefix();
         let hlen = prefix.len() + cut.header_len();
@@ -261,12 +277,10 @@ impl Ctx<'_> {
         tracing::debug!(net = %self.net.label(), dst = ?dst.as_socket(), error = %e, "vxlan send failed");
     }
 
-    /// The encapsulation prefix of every datagram of this network (the seam for other
-    /// transports: an encrypted one seals instead of prefixing).
+    /// The encapsulation prefix of every datagram of a plain network (encrypted ones seal
+    /// instead of prefixing: `secure`).
     fn prefix(&self) -> &[u8] {
-        match self.net.encap {
-            Encap::Vxlan => &self.net.vxlan_hdr,
-        }
+        &self.net.vxlan_hdr
     }
 
     /// A non-GSO packet larger than the MTU.

@@ -230,6 +230,11 @@ impl RecvBatch {
     pub(crate) fn buffer(&self) -> &[u8] {
         &self.buf
     }
+
+    /// The batch buffer, to rewrite a message in place (an opened one over its ciphertext).
+    pub(crate) fn buffer_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
 }
 
 fn sockaddr_ip(s: &libc::sockaddr_storage) -> Option<IpAddr> {

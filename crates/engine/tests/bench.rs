@@ -1,10 +1,12 @@
-//! Throughput of the engine against the kernel's vxlan, in one run (not a timed test):
+//! Throughput of the engine (plain and encrypted) against the kernel's vxlan, in one run (not a
+//! timed test):
 //!
 //! ```text
 //! cargo test --release -p weft-engine --test bench -- --ignored --nocapture
 //! ```
 //! Env: `WEFT_BENCH_SECS` (default 5), `WEFT_BENCH_STREAMS` (iperf3 -P, default 1), `WEFT_BENCH_ROUNDS` (default 2), `WEFT_BENCH_ONLY`
-//! (`engine`, `kernel`, `engine-kernel`, `kernel-engine`: one path, e.g. under a profiler).
+//! (`engine`, `kernel`, `engine-kernel`, `kernel-engine`, `encrypted`: one path, e.g. under a
+//! profiler).
 
 mod common;
 
@@ -34,11 +36,16 @@ fn rtt(lab: &Lab) -> f64 {
 }
 
 async fn one(uplinks: [Uplink; 2]) -> f64 {
-    let lab = Lab::new(uplinks, MTU).await;
+    let mtu = if uplinks.contains(&Uplink::Encrypted) {
+        SECURE_MTU
+    } else {
+        MTU
+    };
+    let lab = Lab::new(uplinks, mtu).await;
     assert!(ping(&lab.hosts[0].ctr, &[&v4(2).to_string()]));
     eprintln!("  {uplinks:?}: ping rtt {:.3} ms", rtt(&lab));
     let g = iperf3(&lab.hosts[0].ctr, &lab.hosts[1].ctr, v4(2), secs(), false);
-    if uplinks == [Uplink::Engine, Uplink::Engine] {
+    if uplinks[0] != Uplink::Kernel && uplinks[0] == uplinks[1] {
         let s = lab.engine(0).stats();
         let r = lab.engine(1).stats();
         let (t, r) = (&s.network(VNI).unwrap().tx, &r.network(VNI).unwrap().rx);
@@ -64,6 +71,7 @@ async fn tcp_single_stream_engine_vs_kernel() {
             "kernel" => [Uplink::Kernel, Uplink::Kernel],
             "engine-kernel" => [Uplink::Engine, Uplink::Kernel],
             "kernel-engine" => [Uplink::Kernel, Uplink::Engine],
+            "encrypted" => [Uplink::Encrypted, Uplink::Encrypted],
             _ => [Uplink::Engine, Uplink::Engine],
         };
         let g = one(ups).await;
@@ -75,22 +83,26 @@ async fn tcp_single_stream_engine_vs_kernel() {
         let e = one([Uplink::Engine, Uplink::Engine]).await;
         let m = one([Uplink::Engine, Uplink::Kernel]).await;
         let m2 = one([Uplink::Kernel, Uplink::Engine]).await;
+        let x = one([Uplink::Encrypted, Uplink::Encrypted]).await;
         eprintln!(
             "round {round}: kernel<->kernel {k:.2} Gbit/s, engine<->engine {e:.2} Gbit/s \
-             (ratio {:.2}), engine->kernel {m:.2}, kernel->engine {m2:.2}",
-            e / k
+             (ratio {:.2}), engine->kernel {m:.2}, kernel->engine {m2:.2}, encrypted {x:.2} \
+             (ratio {:.2})",
+            e / k,
+            x / k
         );
-        rows.push((k, e, m, m2));
+        rows.push((k, e, m, m2, x));
     }
-    let avg =
-        |f: fn(&(f64, f64, f64, f64)) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
-    let (k, e) = (avg(|r| r.0), avg(|r| r.1));
+    type Row = (f64, f64, f64, f64, f64);
+    let avg = |f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
+    let (k, e, x) = (avg(|r| r.0), avg(|r| r.1), avg(|r| r.4));
     eprintln!(
         "mean over {rounds} rounds of {} s: kernel {k:.2}, engine {e:.2} Gbit/s, ratio {:.2}; \
-         engine->kernel {:.2}, kernel->engine {:.2}",
+         engine->kernel {:.2}, kernel->engine {:.2}; encrypted {x:.2} Gbit/s, ratio {:.2}",
         secs(),
         e / k,
         avg(|r| r.2),
-        avg(|r| r.3)
+        avg(|r| r.3),
+        x / k
     );
 }

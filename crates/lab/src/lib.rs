@@ -58,6 +58,9 @@ pub enum LabCommand {
     Etcd(cmd::etcd::Args),
     /// The benchmark: throughput against baselines, convergence and withdrawal, on each store.
     Bench(cmd::bench::Args),
+    /// The datapath benchmark: weft's kernel path, engine and encrypted engine against boringtun,
+    /// wireguard-go and Open vSwitch's userspace datapath (iperf3 TCP and ping, one run).
+    BenchDatapaths(cmd::bench_datapaths::Args),
 }
 
 /// Runs a lab command and returns the process exit code (non-zero only from `exec`, which passes on
@@ -74,6 +77,7 @@ pub async fn run_code(cmd: LabCommand) -> anyhow::Result<i32> {
         LabCommand::Agent(a) => cmd::agent::run(a).await.map(|_| 0),
         LabCommand::Etcd(a) => cmd::etcd::run(a).await.map(|_| 0),
         LabCommand::Bench(a) => cmd::bench::run(a).await.map(|_| 0),
+        LabCommand::BenchDatapaths(a) => cmd::bench_datapaths::run(a).await.map(|_| 0),
     }
 }
 

@@ -166,6 +166,15 @@ impl Lab {
     pub fn etcd_data_dir(&self, i: u32) -> PathBuf {
         self.dir.join("etcd").join(format!("e{i}"))
     }
+    /// A host's own directory of pre-shared keys: on one machine the lab's hosts would otherwise
+    /// share /etc/weft/psk (its agent's `--psk-dir`; `WEFT_PSK_DIR` under `lab exec`).
+    pub fn psk_dir(&self, host: &str) -> PathBuf {
+        self.dir.join("psk").join(host)
+    }
+    /// Where a host's agent writes its engine's counters (its `--stats-file`).
+    pub fn stats_file(&self, host: &str) -> PathBuf {
+        self.dir.join("stats").join(format!("{host}.json"))
+    }
 }
 
 fn parse_index(s: &str) -> Option<u32> {

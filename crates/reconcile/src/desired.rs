@@ -25,6 +25,9 @@ pub struct NetDesired {
     pub path: Path,
     /// Frames must be sealed between hosts: a datapath that cannot must refuse the network.
     pub encrypted: bool,
+    /// Fingerprint of the encrypted network's pre-shared key (the key itself is a file on each
+    /// host); `None`: no PSK.
+    pub psk_fingerprint: Option<String>,
     pub vni: u32,
     pub mtu: u32,
     pub bridge: String,
@@ -60,6 +63,7 @@ pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired
         let mut d = NetDesired {
             path,
             encrypted: net.encrypted,
+            psk_fingerprint: net.psk_fingerprint.clone(),
             network: name.clone(),
             vni: net.vni,
             mtu: net.mtu,
@@ -216,6 +220,32 @@ pub(crate) mod tests {
         // v4 + v6 for each of the three remote endpoints.
         assert_eq!(d.neigh.len(), 6);
         assert!(d.neigh.iter().all(|n| n.ip.to_string() != "10.0.0.2"));
+    }
+
+    #[test]
+    fn encrypted_networks_carry_keys_and_fingerprint() {
+        let mut s = cluster();
+        let mut h2 = host("h2", "192.0.2.2");
+        h2.public_key = Some("k2".into());
+        s.apply(&keys::host("h2"), Some(&h2.encode())).unwrap();
+        let mut me = host("h1", "192.0.2.1");
+        me.capabilities.push(weft_model::CAP_ENCRYPT.into());
+        s.apply(&keys::host("h1"), Some(&me.encode())).unwrap();
+        let mut a = network("a", 10, "10.0.0.0/24");
+        a.encrypted = true;
+        a.psk_fingerprint = Some("f00d".into());
+        s.apply(&keys::network("a"), Some(&a.encode())).unwrap();
+        let d = &desired("h1", &s)["a"];
+        assert!(d.encrypted);
+        assert_eq!(d.path, Path::Userspace);
+        assert_eq!(d.psk_fingerprint.as_deref(), Some("f00d"));
+        // h3 publishes no key: it is in the flood list but cannot be sealed for.
+        let keys: Vec<(String, String)> = d
+            .peer_keys
+            .iter()
+            .map(|(a, k)| (a.to_string(), k.clone()))
+            .collect();
+        assert_eq!(keys, vec![("192.0.2.2".to_string(), "k2".to_string())]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What an agent reports of its datapath towards each peer (pure).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use weft_model::{PeerReport, CAP_KERNEL_VXLAN};
 
@@ -13,8 +14,40 @@ fn path_name(p: Path) -> &'static str {
     }
 }
 
-/// One entry per (network, remote host with endpoints in it), sorted.
+/// How `weft status` shows an encrypted session: `established 12s ago` (the last completed
+/// handshake, either role; `, rekeying` while a new one is under way), `initiated`, or `none`.
+/// `since_ms`: milliseconds since that handshake, if one completed.
+pub fn handshake_text(
+    established: bool,
+    initiated: bool,
+    since_ms: Option<u64>,
+    rekeying: bool,
+) -> String {
+    if established {
+        let ago = since_ms
+            .map(|ms| format!(" {}s ago", ms / 1000))
+            .unwrap_or_default();
+        let re = if rekeying { ", rekeying" } else { "" };
+        format!("established{ago}{re}")
+    } else if initiated {
+        "initiated".into()
+    } else {
+        "none".into()
+    }
+}
+
+/// One entry per (network, remote host with endpoints in it), sorted; handshake `none`.
 pub fn peers(state: &ClusterState, applied: &BTreeMap<String, NetDesired>) -> Vec<PeerReport> {
+    peers_with(state, applied, |_, _| None)
+}
+
+/// Like [`peers`], with the handshake state of each encrypted network's peer as `handshake`
+/// gives it for (the network, the peer's underlay address); `none` where it gives nothing.
+pub fn peers_with(
+    state: &ClusterState,
+    applied: &BTreeMap<String, NetDesired>,
+    handshake: impl Fn(&NetDesired, IpAddr) -> Option<String>,
+) -> Vec<PeerReport> {
     let mut out = Vec::new();
     for (name, d) in applied {
         for host in state
@@ -22,13 +55,24 @@ pub fn peers(state: &ClusterState, applied: &BTreeMap<String, NetDesired>) -> Ve
             .values()
             .filter(|h| d.flood.contains(&h.underlay))
         {
-            let kernel = host.capabilities.iter().any(|c| c == CAP_KERNEL_VXLAN);
+            // The peer's own choice for this network, as it makes it; failing that (a record
+            // not seen yet), what its capabilities suggest.
+            let peer_path = match state.networks.get(name).map(|n| crate::choose(host, n)) {
+                Some(Ok(p)) => path_name(p),
+                _ if host.capabilities.iter().any(|c| c == CAP_KERNEL_VXLAN) => "kernel",
+                _ => "userspace",
+            };
             out.push(PeerReport {
                 network: name.clone(),
                 peer: host.id.clone(),
                 path: path_name(d.path).into(),
-                peer_path: if kernel { "kernel" } else { "userspace" }.into(),
-                handshake: "none".into(),
+                peer_path: peer_path.into(),
+                handshake: if d.encrypted {
+                    handshake(d, host.underlay)
+                } else {
+                    None
+                }
+                .unwrap_or_else(|| "none".into()),
             });
         }
     }
@@ -54,5 +98,27 @@ mod tests {
         assert!(r
             .iter()
             .all(|p| p.path == "kernel" && p.handshake == "none"));
+    }
+
+    #[test]
+    fn encrypted_networks_report_the_handshake() {
+        let s = cluster();
+        let mut applied = crate::desired("h1", &s);
+        applied.get_mut("a").unwrap().encrypted = true;
+        let r = peers_with(&s, &applied, |d, ip| {
+            (ip.to_string() == "192.0.2.2").then(|| format!("{} ok", d.network))
+        });
+        let hs: Vec<&str> = r.iter().map(|p| p.handshake.as_str()).collect();
+        assert_eq!(hs, vec!["a ok", "none"]);
+        assert_eq!(
+            handshake_text(true, false, Some(12_300), false),
+            "established 12s ago"
+        );
+        assert_eq!(
+            handshake_text(true, true, Some(0), true),
+            "established 0s ago, rekeying"
+        );
+        assert_eq!(handshake_text(false, true, None, false), "initiated");
+        assert_eq!(handshake_text(false, false, None, false), "none");
     }
 }

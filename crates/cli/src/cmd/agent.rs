@@ -27,6 +27,17 @@ pub struct Args {
     /// /var/lib/weft/keys/NAME.key); its public key goes into the host record.
     #[arg(long)]
     key_file: Option<std::path::PathBuf>,
+    /// Directory of encrypted networks' pre-shared keys (NETWORK.psk), as `network create
+    /// --psk-file` installs them.
+    #[arg(long, env = "WEFT_PSK_DIR", default_value = weft_control::psk::DEFAULT_PSK_DIR)]
+    psk_dir: std::path::PathBuf,
+    /// UDP port of the encrypted transport on the underlay.
+    #[arg(long, default_value_t = weft_agent::DEFAULT_SECURE_PORT)]
+    secure_port: u16,
+    /// Where the userspace engine's counters (drops by reason, sessions) are written as JSON,
+    /// every second (default: /run/weft/stats/NAME.json).
+    #[arg(long, env = "WEFT_STATS_FILE")]
+    stats_file: Option<std::path::PathBuf>,
 }
 
 pub async fn run(store: &str, a: Args) -> Result<i32> {
@@ -43,6 +54,11 @@ pub async fn run(store: &str, a: Args) -> Result<i32> {
         resync_every: Duration::from_secs(a.resync.max(1)),
         datapath: a.datapath,
         key_file: a.key_file,
+        psk_dir: a.psk_dir,
+        secure_port: a.secure_port,
+        // WEFT_REKEY_AFTER_MESSAGES / WEFT_REKEY_AFTER_SECS, for tests.
+        limits: weft_agent::limits_from_env()?,
+        stats_file: a.stats_file,
     })
     .await?;
     Ok(0)

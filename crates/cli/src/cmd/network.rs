@@ -26,10 +26,13 @@ pub enum NetworkCmd {
         #[arg(long)]
         encrypt: bool,
         /// A pre-shared key (32 bytes, base64 or hex) mixed into every handshake, so that the store
-        /// alone cannot admit a host; installed here in /etc/weft/psk/NAME.psk (mode 0600), and to
+        /// alone cannot admit a host; installed here in PSK_DIR/NAME.psk (mode 0600), and to
         /// be installed there on every host of the network.
         #[arg(long, requires = "encrypt")]
         psk_file: Option<std::path::PathBuf>,
+        /// Where this host keeps pre-shared keys (the agent's --psk-dir).
+        #[arg(long, env = "WEFT_PSK_DIR", default_value = weft_control::psk::DEFAULT_PSK_DIR)]
+        psk_dir: std::path::PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -59,6 +62,7 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
             datapath,
             encrypt,
             psk_file,
+            psk_dir,
             json,
         } => {
             super::require_root("weft network create")?;
@@ -79,8 +83,7 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
             };
             let n = networks::create(store.as_ref(), &spec).await?;
             if let Some(psk) = &psk {
-                let dir = std::path::Path::new(weft_control::psk::DEFAULT_PSK_DIR);
-                if let Err(e) = weft_control::psk::install(dir, &n.name, psk) {
+                if let Err(e) = weft_control::psk::install(&psk_dir, &n.name, psk) {
                     // Nothing half-done: without its key here, the network goes again.
                     let _ = networks::remove(store.as_ref(), &n.name, false).await;
                     return Err(e);

@@ -1,6 +1,7 @@
 //! Two-host fixtures: namespaces `wen<4 hex>-…` (removed on drop, also on panic), an underlay
 //! veth between the hosts (198.51.100.0/24), a bridge per host with one container on a veth,
-//! and as the host's uplink either the kernel's vxlan device or the userspace engine.
+//! and as the host's uplink either the kernel's vxlan device or the userspace engine (plain
+//! VXLAN, or the encrypted transport).
 
 #![allow(dead_code)]
 
@@ -9,7 +10,7 @@ use std::os::fd::AsFd;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use weft_engine::{Engine, EngineConfig, NetConfig};
+use weft_engine::{Encap, Engine, EngineConfig, KeyPair, NetConfig, PresharedKey, Secure};
 use weft_netlink::{
     command_in_netns, create_named_netns, delete_named_netns, in_netns, sysctl, IpNet, MacAddr,
     Netlink, Netns, VxlanSpec, VXLAN_PORT,
@@ -17,6 +18,8 @@ use weft_netlink::{
 
 pub const VNI: u32 = 42;
 pub const MTU: u32 = 1450;
+/// Overlay MTU of an encrypted network on a 1500-byte IPv4 underlay.
+pub const SECURE_MTU: u32 = 1426;
 
 /// Named namespaces `wen<4 hex>-<suffix>`, deleted when dropped.
 pub struct NsGuard {
@@ -75,6 +78,32 @@ pub fn v6(i: u8) -> IpAddr {
 pub enum Uplink {
     Kernel,
     Engine,
+    /// The engine, the network encrypted.
+    Encrypted,
+}
+
+/// Host `i`'s static key pair (fixed, so each side can name the other's public key).
+pub fn keys(i: u8) -> KeyPair {
+    KeyPair::from_private(weft_secure::PrivateKey::from_bytes(
+        [i.wrapping_mul(37); 32],
+    ))
+}
+
+pub fn psk() -> PresharedKey {
+    PresharedKey::from_bytes([0x5a; 32])
+}
+
+/// What the control plane would program on host `i` for an encrypted network.
+pub fn secure_config(i: u8) -> NetConfig {
+    let j = 3 - i;
+    NetConfig {
+        mtu: SECURE_MTU,
+        encap: Encap::Encrypted(Secure {
+            psk: psk(),
+            peers: vec![(underlay(j), *keys(j).public())],
+        }),
+        ..net_config(i)
+    }
 }
 
 pub struct Host {
@@ -203,9 +232,14 @@ async fn build_host(h: &mut Host, up: Uplink, ctr_mtu: u32, tune: fn(&mut Engine
                 nl.neigh_set(vx.index, *ip, MacAddr(*m)).await.unwrap();
             }
         }
-        Uplink::Engine => {
+        Uplink::Engine | Uplink::Encrypted => {
             let engine = start_engine(&h.ns, i, tune);
-            engine.set_network(net_config(i)).unwrap();
+            let cfg = if up == Uplink::Encrypted {
+                secure_config(i)
+            } else {
+                net_config(i)
+            };
+            engine.set_network(cfg).unwrap();
             let tap = format!("wtp{VNI}");
             nl.set_master(&tap, br.index).await.unwrap();
             nl.set_up(&tap).await.unwrap();
@@ -233,6 +267,7 @@ async fn build_host(h: &mut Host, up: Uplink, ctr_mtu: u32, tune: fn(&mut Engine
 pub fn start_engine(ns: &Netns, i: u8, tune: fn(&mut EngineConfig)) -> Engine {
     let mut cfg = EngineConfig {
         workers: 2,
+        keys: Some(keys(i)),
         ..EngineConfig::new(underlay(i))
     };
     tune(&mut cfg);

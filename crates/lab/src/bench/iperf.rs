@@ -1,11 +1,12 @@
-//! One iperf3 TCP single-stream run between two namespaces (`iperf3 -J`), for the demo and the
-//! benchmark.
+//! One iperf3 TCP run between two namespaces (`iperf3 -J`), one stream or several (`-P`), for the
+//! demo and the benchmarks.
 
 use std::net::IpAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
 
 use crate::netns;
 
@@ -14,6 +15,28 @@ pub const PORT: u16 = 5201;
 /// iperf3 TCP from `client_ns` to a one-off server in `server_ns` listening on `addr`; bits per
 /// second received.
 pub async fn run(server_ns: &str, client_ns: &str, addr: IpAddr, seconds: u32) -> Result<f64> {
+    Ok(run_streams(server_ns, client_ns, addr, seconds, 1)
+        .await?
+        .bps)
+}
+
+/// What one iperf3 run measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct IperfResult {
+    /// Received, all streams together.
+    pub bps: f64,
+    /// TCP retransmissions the sender counted (all streams), where iperf3 reports them.
+    pub retransmits: Option<u64>,
+}
+
+/// Like [`run`], with `streams` parallel TCP streams (`-P`).
+pub async fn run_streams(
+    server_ns: &str,
+    client_ns: &str,
+    addr: IpAddr,
+    seconds: u32,
+    streams: u32,
+) -> Result<IperfResult> {
     let port = PORT.to_string();
     let mut server = netns::command(server_ns, "iperf3")?
         .args(["-s", "-1", "-p", &port])
@@ -34,6 +57,8 @@ pub async fn run(server_ns: &str, client_ns: &str, addr: IpAddr, seconds: u32) -
                 &port,
                 "-t",
                 &seconds.to_string(),
+                "-P",
+                &streams.max(1).to_string(),
                 "-J",
             ])
             .stdin(Stdio::null())
@@ -44,7 +69,7 @@ pub async fn run(server_ns: &str, client_ns: &str, addr: IpAddr, seconds: u32) -
         let text = String::from_utf8_lossy(&out.stdout);
         if out.status.success() {
             let _ = server.wait().await;
-            return parse_iperf(&text);
+            return parse_iperf_result(&text);
         }
         last = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -66,6 +91,16 @@ pub fn parse_iperf(json: &str) -> Result<f64> {
         .context("iperf3 -J output has no end.sum_received.bits_per_second")
 }
 
+/// The received rate and the sender's retransmissions of `iperf3 -J` output.
+pub fn parse_iperf_result(json: &str) -> Result<IperfResult> {
+    let bps = parse_iperf(json)?;
+    let v: serde_json::Value = serde_json::from_str(json)?;
+    Ok(IperfResult {
+        bps,
+        retransmits: v["end"]["sum_sent"]["retransmits"].as_u64(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +110,19 @@ mod tests {
         let j = r#"{"start":{},"end":{"sum_sent":{"bits_per_second":2e9},"sum_received":{"bits_per_second":1.5e10}}}"#;
         assert_eq!(parse_iperf(j).unwrap(), 1.5e10);
         assert!(parse_iperf("{}").is_err());
+        let j = r#"{"end":{"sum_sent":{"bits_per_second":2e9,"retransmits":41683},"sum_received":{"bits_per_second":7.27e8}}}"#;
+        assert_eq!(
+            parse_iperf_result(j).unwrap(),
+            IperfResult {
+                bps: 7.27e8,
+                retransmits: Some(41683)
+            }
+        );
+        assert_eq!(
+            parse_iperf_result(r#"{"end":{"sum_received":{"bits_per_second":1.0}}}"#)
+                .unwrap()
+                .retransmits,
+            None
+        );
     }
 }

@@ -80,8 +80,14 @@ pub async fn run(args: Args) -> Result<i32> {
     let mut cmd = netns::command(&place.netns, program)?;
     cmd.args(rest)
         .envs(weft::lab_env(&st.store_url, place.host.as_deref())?);
-    if place.host.is_none() {
-        cmd.env_remove("WEFT_HOST");
+    match &place.host {
+        // `weft network create --psk-file` there installs into that host's own directory.
+        Some(h) => {
+            cmd.env("WEFT_PSK_DIR", lab.psk_dir(h));
+        }
+        None => {
+            cmd.env_remove("WEFT_HOST");
+        }
     }
     // Ctrl-C reaches the command (same process group); this process stays to pass its status on.
     let _sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod bench_datapaths;
 pub mod demo;
 pub mod down;
 pub mod etcd;

@@ -255,6 +255,12 @@ pub fn start_agent(
     // The lab's own key files, so that two labs' h1 never share a key and `down` removes them.
     let key = lab.dir.join("keys").join(format!("{}.key", h.name));
     args.extend(["--key-file".to_string(), key.display().to_string()]);
+    args.extend([
+        "--psk-dir".to_string(),
+        lab.psk_dir(&h.name).display().to_string(),
+        "--stats-file".to_string(),
+        lab.stats_file(&h.name).display().to_string(),
+    ]);
     let env = weft::lab_env(store_url, Some(&h.name))?
         .into_iter()
         .map(|(k, v)| {
