@@ -14,6 +14,7 @@ pub mod netns;
 pub mod process;
 pub mod progress;
 pub mod state;
+pub mod table;
 pub mod teardown;
 pub mod topology;
 pub mod underlay;

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+pub use crate::table::lines as table;
+
 use super::convergence::Sample;
 use super::stats::{median, Latency};
 
@@ -341,33 +343,6 @@ pub fn text(rep: &Report) -> Vec<String> {
         rep.wall_seconds
     ));
     lines
-}
-
-/// A left-aligned table with two spaces between columns.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(c.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{:w$}", c, w = widths.get(i).copied().unwrap_or(0)))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut out = vec![line(header.to_vec())];
-    for r in rows {
-        out.push(line(r.iter().map(|s| s.as_str()).collect()));
-    }
-    out
 }
 
 #[cfg(test)]

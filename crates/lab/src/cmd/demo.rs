@@ -158,7 +158,7 @@ async fn tour(lab: &Lab, args: &Args, p: &Progress) -> Result<()> {
     println!(
         "ping matrix (row pings column; 4 = IPv4 answered, 6 = IPv6 answered, . = no answer):"
     );
-    ls::table(
+    crate::table::print(
         &std::iter::once("from\\to")
             .chain(names.iter().map(|s| s.as_str()))
             .collect::<Vec<_>>(),

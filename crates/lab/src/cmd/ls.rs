@@ -194,7 +194,7 @@ pub fn print_text(l: &Listing) {
             ]
         })
         .collect();
-    table(&["HOST", "UNDERLAY", "NETNS", "AGENT", "REGISTERED"], &rows);
+    crate::table::print(&["HOST", "UNDERLAY", "NETNS", "AGENT", "REGISTERED"], &rows);
     if !l.etcd.is_empty() {
         println!();
         let rows: Vec<Vec<String>> = l
@@ -209,7 +209,7 @@ pub fn print_text(l: &Listing) {
                 ]
             })
             .collect();
-        table(&["ETCD", "ADDRESS", "NETNS", "STATE"], &rows);
+        crate::table::print(&["ETCD", "ADDRESS", "NETNS", "STATE"], &rows);
     }
     println!();
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -233,27 +233,5 @@ pub fn print_text(l: &Listing) {
             ]);
         }
     }
-    table(&["CONTAINER", "HOST", "NETWORK", "IPV4", "IPV6"], &rows);
-}
-
-/// Prints rows as aligned columns under a header.
-pub fn table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let s: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{:w$}", c, w = widths[i]))
-            .collect();
-        println!("{}", s.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for r in rows {
-        line(r.iter().map(|s| s.as_str()).collect());
-    }
+    crate::table::print(&["CONTAINER", "HOST", "NETWORK", "IPV4", "IPV6"], &rows);
 }
