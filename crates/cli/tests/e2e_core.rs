@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sockets::{broadcast, in_netns, tcp_echo, udp_echo};
+use common::sockets::{broadcast, in_netns};
 use common::*;
 
 const A: &str = "neta";
@@ -78,38 +78,6 @@ fn ping_matrix(lab: &Lab) {
             "ping matrix of {net} has failures:\n{}",
             failures.join("\n")
         );
-    }
-}
-
-fn tcp_udp(lab: &Lab) {
-    // Across hosts, both directions, IPv4 and IPv6.
-    for (x, y) in [("a1", "a2"), ("a2", "a1"), ("a3", "a4")] {
-        for (i, ip) in [lab.ip4(x, A), lab.ip6(x, A)].iter().enumerate() {
-            let port = 7000 + i as u16;
-            tcp_echo(&lab.netns(x), &lab.netns(y), ip, port, 1 << 20);
-            udp_echo(&lab.netns(x), &lab.netns(y), ip, port + 10, 50, 1200);
-        }
-    }
-}
-
-/// A container that puts itself into the other network's subnet still cannot reach it: the
-/// networks are separate at layer 2, not only by routing.
-fn isolation(lab: &Lab) {
-    for (intruder, victim, net_to, fake) in [
-        ("a1", "b2", B, "10.62.0.250/24"),
-        ("b1", "a2", A, "10.61.0.250/24"),
-    ] {
-        let o = lab.exec(intruder, &["ip", "addr", "add", fake, "dev", "eth0"]);
-        assert!(o.status.success(), "{}", out_text(&o));
-        let target = lab.ip4(victim, net_to);
-        let o = lab.ping(intruder, &target, &["-W", "1"]);
-        assert!(
-            !o.status.success(),
-            "{intruder} reached {victim} on another network:\n{}",
-            out_text(&o)
-        );
-        let o = lab.exec(intruder, &["ip", "addr", "del", fake, "dev", "eth0"]);
-        assert!(o.status.success(), "{}", out_text(&o));
     }
 }
 
@@ -413,8 +381,11 @@ fn remove_network(lab: &Lab) {
 fn core(store: &str) {
     let lab = build(store);
     ping_matrix(&lab);
-    tcp_udp(&lab);
-    isolation(&lab);
+    lab.tcp_udp(A, &[("a1", "a2"), ("a2", "a1"), ("a3", "a4")], 7000);
+    lab.isolation(&[
+        ("a1", "b2", B, "10.62.0.250/24"),
+        ("b1", "a2", A, "10.61.0.250/24"),
+    ]);
     broadcast_scope(&lab);
     mtu(&lab);
     detach_everywhere(&lab, &["h1", "h2"]);
@@ -499,8 +470,11 @@ fn userspace_restart(lab: &Lab) {
 fn kernel_and_userspace_hosts_interoperate() {
     let lab = build_with("embedded", &["--userspace-hosts", "h2,h3"]);
     ping_matrix(&lab);
-    tcp_udp(&lab);
-    isolation(&lab);
+    lab.tcp_udp(A, &[("a1", "a2"), ("a2", "a1"), ("a3", "a4")], 7000);
+    lab.isolation(&[
+        ("a1", "b2", B, "10.62.0.250/24"),
+        ("b1", "a2", A, "10.61.0.250/24"),
+    ]);
     broadcast_scope(&lab);
     mtu(&lab);
     engine_speaks_vxlan(&lab);

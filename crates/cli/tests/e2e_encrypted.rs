@@ -12,7 +12,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::sockets::{in_netns, tcp_echo, udp_echo};
+use common::sockets::in_netns;
 use common::*;
 
 const SEC: &str = "sec";
@@ -174,39 +174,6 @@ fn ping_matrix(lab: &Lab, net: &str, members: &[(&str, &str)]) {
         failures.join("\n"),
         lab.ok_on("h1", &["status"])
     );
-}
-
-fn tcp_udp(lab: &Lab) {
-    // Across hosts both ways, kernel host to kernel host and to the userspace host, v4 and v6.
-    for (x, y) in [("x1", "x2"), ("x2", "x1"), ("x3", "x4"), ("x4", "x3")] {
-        for (i, ip) in [lab.ip4(x, SEC), lab.ip6(x, SEC)].iter().enumerate() {
-            let port = 7100 + i as u16;
-            tcp_echo(&lab.netns(x), &lab.netns(y), ip, port, 1 << 20);
-            udp_echo(&lab.netns(x), &lab.netns(y), ip, port + 10, 50, 1200);
-        }
-    }
-}
-
-/// A container that puts itself into the other network's subnet still cannot reach it.
-fn isolation(lab: &Lab) {
-    for (intruder, victim, net_to, fake) in [
-        ("x1", "p2", PLAIN, "10.82.0.250/24"),
-        ("p1", "x2", SEC, "10.81.0.250/24"),
-        ("x3", "p1", PLAIN, "10.82.0.251/24"),
-        ("p3", "x1", SEC, "10.81.0.251/24"),
-    ] {
-        let o = lab.exec(intruder, &["ip", "addr", "add", fake, "dev", "eth0"]);
-        assert!(o.status.success(), "{}", out_text(&o));
-        let target = lab.ip4(victim, net_to);
-        let o = lab.ping(intruder, &target, &["-W", "1"]);
-        assert!(
-            !o.status.success(),
-            "{intruder} reached {victim} on another network:\n{}",
-            out_text(&o)
-        );
-        let o = lab.exec(intruder, &["ip", "addr", "del", fake, "dev", "eth0"]);
-        assert!(o.status.success(), "{}", out_text(&o));
-    }
 }
 
 fn mtu(lab: &Lab) {
@@ -611,8 +578,18 @@ fn encrypted_networks_across_kernel_and_userspace_hosts() {
     build(&lab);
     ping_matrix(&lab, SEC, &SEC_CONTAINERS);
     ping_matrix(&lab, PLAIN, &PLAIN_CONTAINERS);
-    tcp_udp(&lab);
-    isolation(&lab);
+    // Kernel host to kernel host and to the userspace host, both ways.
+    lab.tcp_udp(
+        SEC,
+        &[("x1", "x2"), ("x2", "x1"), ("x3", "x4"), ("x4", "x3")],
+        7100,
+    );
+    lab.isolation(&[
+        ("x1", "p2", PLAIN, "10.82.0.250/24"),
+        ("p1", "x2", SEC, "10.81.0.250/24"),
+        ("x3", "p1", PLAIN, "10.82.0.251/24"),
+        ("p3", "x1", SEC, "10.81.0.251/24"),
+    ]);
     mtu(&lab);
     handshakes_reported(&lab);
     no_plaintext_on_the_underlay(&lab);

@@ -132,6 +132,42 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// TCP (1 MiB) and UDP (50 datagrams) echoes from each `(server, client)` pair's client to its
+    /// server, over IPv4 and IPv6 of `network`; ports from `base_port`.
+    pub fn tcp_udp(&self, network: &str, pairs: &[(&str, &str)], base_port: u16) {
+        for (x, y) in pairs {
+            for (i, ip) in [self.ip4(x, network), self.ip6(x, network)]
+                .iter()
+                .enumerate()
+            {
+                let port = base_port + i as u16;
+                sockets::tcp_echo(&self.netns(x), &self.netns(y), ip, port, 1 << 20);
+                sockets::udp_echo(&self.netns(x), &self.netns(y), ip, port + 10, 50, 1200);
+            }
+        }
+    }
+
+    /// Each `(intruder, victim, victim's network, address in that network's subnet)`: the intruder
+    /// puts itself into the victim's subnet and still cannot reach it: networks are separate at
+    /// layer 2, not only by routing.
+    pub fn isolation(&self, cases: &[(&str, &str, &str, &str)]) {
+        for (intruder, victim, net_to, fake) in cases {
+            let o = self.exec(intruder, &["ip", "addr", "add", fake, "dev", "eth0"]);
+            assert!(o.status.success(), "{}", out_text(&o));
+            let target = self.ip4(victim, net_to);
+            let o = self.ping(intruder, &target, &["-W", "1"]);
+            assert!(
+                !o.status.success(),
+                "{intruder} reached {victim} on another network:\n{}",
+                out_text(&o)
+            );
+            let o = self.exec(intruder, &["ip", "addr", "del", fake, "dev", "eth0"]);
+            assert!(o.status.success(), "{}", out_text(&o));
+        }
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let o = self.lab(&["down"]);
