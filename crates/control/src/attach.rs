@@ -1,7 +1,7 @@
 //! Attach: a container joins a network on this host. Records first (so that the agent never mistakes
 //! the new interfaces for orphans), then the datapath, then the veth pair; any failure undoes all.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 
@@ -23,6 +23,9 @@ pub struct AttachRequest {
     pub ifname: String,
     pub name: Option<String>,
     pub host: String,
+    /// Recorded on the endpoint: who made it and why (the CNI plugin keeps its container ID and
+    /// interface name here, so that DEL and GC find what it made).
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,7 +124,7 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
         ipv4: Ipv4Net::new(std::net::Ipv4Addr::UNSPECIFIED, 32).expect("valid"),
         ipv6: None,
         names: req.name.iter().cloned().collect(),
-        labels: Default::default(),
+        labels: req.labels.clone(),
     };
     allocate_and_record(store, &net, &mut ep, mac, want4, want6, lease).await?;
 
@@ -282,11 +285,24 @@ async fn allocate_and_record(
             lost.remove(&IpAddr::V6(a.addr()));
         }
     }
-    bail!(
+    Err(anyhow::Error::new(Contention(format!(
         "could not allocate an address in network {}: too much contention, try again",
         net.name
-    )
+    ))))
 }
+
+/// Every allocation attempt lost a race to concurrent attaches: worth retrying later (the CNI
+/// plugin answers "try again later" for it).
+#[derive(Debug)]
+pub struct Contention(pub String);
+
+impl std::fmt::Display for Contention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Contention {}
 
 async fn owner(store: &dyn Store, net: &Network, addr: IpAddr) -> String {
     match read::get::<Allocation>(store, &keys::ipam(&net.name, addr)).await {

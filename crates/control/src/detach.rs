@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, Result};
 use weft_datapath::{Datapath, KernelDatapath, Removal};
-use weft_model::Endpoint;
+use weft_model::{Endpoint, Network};
 use weft_netlink::Netlink;
 use weft_store::Store;
 
@@ -24,23 +24,31 @@ pub async fn detach(
         .ok_or_else(|| {
             anyhow!("{target} is not attached to network {network} on host {host_id}")
         })?;
+    detach_endpoint(store, &net, &ep).await?;
+    Ok(ep)
+}
+
+/// Removes one endpoint of this host: its interfaces (already gone with a deleted container is
+/// fine), its records and addresses, and the network's devices here when it was the last one.
+pub async fn detach_endpoint(store: &dyn Store, net: &Network, ep: &Endpoint) -> Result<()> {
     let nl = Netlink::open()?;
     // The host end takes the container end with it.
     nl.delete_link(&ep.host_ifname).await?;
-    attach::delete_records(store, &ep).await?;
+    attach::delete_records(store, ep).await?;
     // The host's last endpoint of the network takes the network's devices with it. Read afresh:
     // an attach running meanwhile has written its record before plugging anything in.
-    let left = networks::endpoints(store, network).await?;
-    if !left.iter().any(|e| e.host == host_id) {
-        if let Ok((host, _)) = hosts::registered(store, host_id).await {
+    let left = networks::endpoints(store, &net.name).await?;
+    if !left.iter().any(|e| e.host == ep.host) {
+        if let Ok((host, _)) = hosts::registered(store, &ep.host).await {
             let dp = KernelDatapath::new(host.underlay, host.vxlan_port).await?;
             if let Removal::Busy(ports) = dp.remove(net.vni).await? {
                 tracing::info!(
                     ?ports,
-                    "network {network} still has ports here; the agent removes it once unused"
+                    "network {} still has ports here; the agent removes it once unused",
+                    net.name
                 );
             }
         }
     }
-    Ok(ep)
+    Ok(())
 }

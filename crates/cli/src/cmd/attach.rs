@@ -39,6 +39,7 @@ pub async fn run(store_url: &str, a: Args) -> Result<i32> {
         ifname: a.ifname,
         name: a.name,
         host,
+        labels: Default::default(),
     };
     let out = weft_control::attach::attach(store.as_ref(), &req).await?;
     if a.json {

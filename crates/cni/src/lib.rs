@@ -1,0 +1,90 @@
+//! weft's CNI plugin: runtimes (Podman, containerd, CRI-O…) run it with `"type": "weft"` to put
+//! their containers on weft networks. The CNI plumbing (environment, stdin, version negotiation,
+//! result layouts per version, error JSON) is rscni-plugin's; weft's part is split by concern:
+//! [`config`], [`result`], [`errors`] and [`labels`] are pure, [`ops`] has one file per operation.
+
+pub mod config;
+pub mod errors;
+pub mod labels;
+pub mod ops;
+pub mod result;
+
+use rscni_plugin::cni::{Cni, Plugin};
+use rscni_plugin::error::Error;
+use rscni_plugin::types::{Args, CNIResult};
+
+use config::EnvDefaults;
+
+pub const ABOUT: &str =
+    "weft-cni: puts containers on weft networks (CNI plugin, \"type\": \"weft\")";
+
+struct Weft;
+
+/// Each call runs on a runtime of its own: the plugin is one short process per operation.
+fn block_on<T>(f: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::IOFailure(format!("starting the runtime: {e}")))?
+        .block_on(f)
+}
+
+fn cfg(args: &Args) -> Result<config::PluginConfig, Error> {
+    config::parse(args.config(), &EnvDefaults::from_env())
+}
+
+impl Cni for Weft {
+    fn add(&self, args: Args) -> Result<CNIResult, Error> {
+        let c = cfg(&args)?;
+        block_on(ops::add::run(&args, c))
+    }
+
+    fn del(&self, args: Args) -> Result<(), Error> {
+        let c = cfg(&args)?;
+        block_on(ops::del::run(&args, c))
+    }
+
+    fn check(&self, args: Args) -> Result<(), Error> {
+        let c = cfg(&args)?;
+        block_on(ops::check::run(&args, c))
+    }
+
+    fn status(&self, args: Args) -> Result<(), Error> {
+        let c = cfg(&args)?;
+        block_on(ops::status::run(c))
+    }
+
+    fn gc(&self, args: Args) -> Result<(), Error> {
+        let c = cfg(&args)?;
+        block_on(ops::gc::run(args.config(), c))
+    }
+}
+
+/// The plugin's whole run: answers on stdout as CNI says; returns the exit code.
+pub fn main() -> i32 {
+    let arg = std::env::args().nth(1);
+    if matches!(arg.as_deref(), Some("--help" | "-h" | "--version" | "-V")) {
+        println!(
+            "{ABOUT} {}\n\n\
+             Run by container runtimes with CNI_COMMAND (ADD, DEL, CHECK, STATUS, GC, VERSION) and\n\
+             the other CNI_* variables set, and the network configuration on stdin:\n  \
+             {{\"cniVersion\": \"1.0.0\", \"name\": \"prod\", \"type\": \"weft\",\n   \
+             \"network\": \"prod\", \"store\": \"embedded\", \"host\": \"h1\", \"hostGateway\": false}}\n\
+             Speaks CNI 0.3.0, 0.3.1, 0.4.0, 1.0.0 and 1.1.0. Install with `weft install cni`.",
+            env!("CARGO_PKG_VERSION")
+        );
+        return 0;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    match Plugin::default().msg(ABOUT).run(&Weft) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
