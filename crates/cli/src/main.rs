@@ -34,6 +34,9 @@ pub enum Command {
     Endpoints(cmd::endpoints::Args),
     /// Show hosts and their lease state, networks and endpoint counts.
     Status(cmd::status::Args),
+    /// Put weft where container runtimes look for it (`weft install cni`).
+    #[command(subcommand)]
+    Install(cmd::install::InstallCmd),
     /// Simulated hosts and containers as network namespaces on this machine: demo, test and benchmark bed.
     Lab {
         #[command(subcommand)]

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod errors;
+pub mod install;
 pub mod labels;
 pub mod ops;
 pub mod result;
