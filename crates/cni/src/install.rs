@@ -7,7 +7,10 @@ use serde_json::{json, Value};
 pub const BIN_DIRS: &[&str] = &["/opt/cni/bin", "/usr/lib/cni"];
 /// Where runtimes look for network configurations.
 pub const CONF_DIR: &str = "/etc/cni/net.d";
+/// The built plugin, beside `weft`.
 pub const BINARY: &str = "weft-cni";
+/// Its name in a plugin directory: runtimes run the file named by the configuration's `type`.
+pub const PLUGIN_FILE: &str = crate::config::PLUGIN_TYPE;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfOptions {

@@ -1,5 +1,5 @@
-//! `weft install cni`: copies weft-cni (built beside weft) into the runtimes' plugin directories
-//! and writes an example configuration list. Idempotent: what is already in place is left alone.
+//! `weft install cni`: copies weft-cni (built beside weft) into the runtimes' plugin directories as
+//! `weft` (the file a `"type": "weft"` configuration runs) and writes an example configuration list. Idempotent: what is already in place is left alone.
 
 use std::fs;
 use std::io::Write;
@@ -14,7 +14,7 @@ use crate::output;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Where to put the plugin (repeatable; default /opt/cni/bin and /usr/lib/cni).
+    /// Where to put the plugin, as `weft` (repeatable; default /opt/cni/bin and /usr/lib/cni).
     #[arg(long = "bin-dir")]
     bin_dirs: Vec<PathBuf>,
     /// Where to write the example configuration list.
@@ -86,9 +86,9 @@ pub fn run(store: &str, a: Args) -> Result<i32> {
         config: None,
     };
     for d in &dirs {
-        let action = place(&d.join(install::BINARY), &binary, 0o755)?;
+        let action = place(&d.join(install::PLUGIN_FILE), &binary, 0o755)?;
         report.binaries.push(Placed {
-            path: d.join(install::BINARY),
+            path: d.join(install::PLUGIN_FILE),
             action,
         });
     }
@@ -149,5 +149,9 @@ fn place(path: &Path, content: &[u8], mode: u32) -> Result<&'static str> {
         let _ = fs::remove_file(&tmp);
         return Err(e.context(format!("writing {}", path.display())));
     }
-    Ok(if existing.is_some() { "updated" } else { "installed" })
+    Ok(if existing.is_some() {
+        "updated"
+    } else {
+        "installed"
+    })
 }
