@@ -61,6 +61,32 @@ impl Cni for Weft {
     }
 }
 
+/// rscni reads stdin as a string, calling bytes that are not UTF-8 an I/O failure (5); they are a
+/// configuration that cannot be decoded (6). So stdin is read here first, and handed on unchanged
+/// through a pipe when it is text.
+fn stdin_must_be_utf8() -> Result<(), Error> {
+    use std::io::{Read, Write};
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::IOFailure(format!("reading stdin: {e}")))?;
+    if let Err(e) = std::str::from_utf8(&buf) {
+        return Err(Error::FailedToDecode(format!(
+            "the configuration on stdin is not UTF-8 text: {e}"
+        )));
+    }
+    let io = |e: nix::Error| Error::IOFailure(format!("passing stdin on: {e}"));
+    let (r, w) = nix::unistd::pipe().map_err(io)?;
+    nix::unistd::dup2_stdin(&r).map_err(io)?;
+    drop(r);
+    // A writer thread: a configuration larger than the pipe's buffer must not block us.
+    std::thread::spawn(move || {
+        let mut w = std::fs::File::from(w);
+        let _ = w.write_all(&buf);
+    });
+    Ok(())
+}
+
 /// The plugin's whole run: answers on stdout as CNI says; returns the exit code.
 pub fn main() -> i32 {
     let arg = std::env::args().nth(1);
@@ -84,6 +110,16 @@ pub fn main() -> i32 {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    if std::env::var_os("CNI_COMMAND").is_some() {
+        if let Err(e) = stdin_must_be_utf8() {
+            let out = rscni_types::types::ErrorResult::new(
+                rscni_types::version::SpecVersion::CURRENT,
+                &e,
+            );
+            println!("{}", serde_json::to_string(&out).unwrap_or_default());
+            return 1;
+        }
+    }
     match Plugin::default().msg(ABOUT).run(&Weft) {
         Ok(()) => 0,
         Err(_) => 1,
