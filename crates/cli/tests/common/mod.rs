@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cni;
+pub mod podman;
 pub mod sockets;
 
 use std::process::{Command, Output};
