@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod detach;
+pub mod doctor;
 pub mod hosts;
 pub mod networks;
 pub mod psk;

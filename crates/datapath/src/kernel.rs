@@ -58,6 +58,15 @@ impl KernelDatapath {
         result
     }
 
+    /// What `sync` would change, without changing anything (for `weft doctor`).
+    pub async fn drift(&self, net: &NetDesired) -> Result<NetChanges> {
+        let index = self.vxlan_index(net).await?;
+        let (fdb, flood, neigh) = self.observe(index).await?;
+        Ok(diff_network(
+            &fdb, &flood, &neigh, &net.fdb, &net.flood, &net.neigh,
+        ))
+    }
+
     async fn vxlan_index(&self, net: &NetDesired) -> Result<u32> {
         self.nl
             .link_by_name(&net.vxlan)

@@ -3,6 +3,7 @@
 //! through a datapath driver; nothing is ever flushed and rebuilt.
 
 pub mod desired;
+pub mod diagnose;
 pub mod diff;
 pub mod names;
 pub mod path;
