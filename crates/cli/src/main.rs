@@ -38,6 +38,9 @@ pub enum Command {
     /// forwarding and neighbour entries, endpoints' interfaces and namespaces, encrypted sessions.
     /// Exits 1 when something is broken, and says what to do about it.
     Doctor(cmd::doctor::Args),
+    /// Explain the path between two endpoints (names, netns or addresses): the network they share,
+    /// every hop, what each agent reports and what this host holds; `--probe` pings across.
+    Trace(cmd::trace::Args),
     /// Simulated hosts and containers as network namespaces on this machine: demo, test and benchmark bed.
     Lab {
         #[command(subcommand)]

@@ -1,6 +1,7 @@
 //! `weft doctor` on a lab host: all good on a healthy host; a missing forwarding entry, a downed
 //! interface, a stopped agent and a vanished container namespace are each named, with exit 1; the
-//! agent's repair is seen.
+//! agent's repair is seen. `weft trace` between two containers: hops, probe, a missing entry named,
+//! isolation explained.
 
 mod common;
 
@@ -52,6 +53,44 @@ fn doctor_names_what_is_broken() {
     let text = lab.ok_on("h1", &["doctor"]);
     assert!(text.contains("all good"), "{text}");
     assert!(text.contains("network dn"), "{text}");
+
+    // trace: the two share dn; every hop named; the probe crosses.
+    let b_ip = lab.ip4("b", "dn");
+    let t: serde_json::Value =
+        serde_json::from_str(&lab.ok_on("h1", &["trace", "a", &b_ip, "--probe", "--json"]))
+            .unwrap();
+    assert_eq!(t["network"], "dn", "{t:#}");
+    let hops = t["hops"].to_string();
+    assert!(hops.contains("192.0.2.11 → 192.0.2.12"), "{hops}");
+    assert_eq!(t["probes"][0]["received"], 3, "{t:#}");
+    assert!(
+        t["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["level"] == "ok"),
+        "{t:#}"
+    );
+    // Isolation is explained, with exit 1.
+    lab.ok_on(
+        "h1",
+        &["network", "create", "other", "--subnet", "10.92.0.0/24"],
+    );
+    lab.run("h2", "c", "other");
+    let o = lab.weft_on("h1", &["trace", "a", "c"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out_text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("share no network"),
+        "{}",
+        out_text(&o)
+    );
+    let o = lab.weft_on("h1", &["trace", "a", "nobody"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no endpoint matches \"nobody\""),
+        "{}",
+        out_text(&o)
+    );
 
     // With the agent stopped nothing repairs what we break.
     let o = lab.lab(&["agent", "stop", "h1"]);

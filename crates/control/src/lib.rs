@@ -11,6 +11,7 @@ pub mod psk;
 pub mod read;
 pub mod state;
 pub mod store;
+pub mod trace;
 
 pub use store::{open as open_store, StoreUrl};
 

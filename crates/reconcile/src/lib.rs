@@ -9,6 +9,7 @@ pub mod names;
 pub mod path;
 pub mod report;
 pub mod state;
+pub mod trace;
 
 pub use desired::{desired, FdbEntry, NeighEntry, NetDesired};
 pub use diff::{diff_network, NetChanges};
