@@ -128,6 +128,17 @@ fn every_version_add_check_del_across_hosts() {
         made.push((name, ns, env, conf, r));
     }
 
+    // ADD again for the same attachment answers the same; another container ID for the same
+    // namespace and interface is refused and changes nothing.
+    let (_, ns2, env2, conf2, r2) = &made[2];
+    assert_eq!(&lab.cni("h1", env2, conf2).ok().json(), r2);
+    let before = lab.records(NET);
+    let mut other = Env::new("ADD", "cid-other", ns2);
+    other.ifname = "eth0".into();
+    let d = lab.cni("h1", &other, conf2).expect_error(100);
+    assert!(d.contains("already attached"), "{d}");
+    assert_eq!(lab.records(NET), before);
+
     // CHECK passes on what ADD made, with the runtime's cached result; 0.3.1 has no CHECK.
     for (_, _, env, conf, r) in &made[1..] {
         let mut c = conf.clone();

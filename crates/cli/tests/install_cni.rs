@@ -61,10 +61,9 @@ fn installs_plugin_and_example_once() {
             std::fs::read(common::cni::WEFT_CNI).unwrap()
         );
     }
-    let conf: Value = serde_json::from_slice(
-        &std::fs::read(t.0.join("net.d/50-weft-prod.conflist")).unwrap(),
-    )
-    .unwrap();
+    let conf: Value =
+        serde_json::from_slice(&std::fs::read(t.0.join("net.d/50-weft-prod.conflist")).unwrap())
+            .unwrap();
     assert_eq!(conf["name"], "prod");
     assert_eq!(conf["plugins"][0]["type"], "weft");
     assert_eq!(conf["plugins"][0]["host"], "h1");
@@ -77,13 +76,21 @@ fn installs_plugin_and_example_once() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&v.stdout).contains("\"1.1.0\""), "{}", out_text(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("\"1.1.0\""),
+        "{}",
+        out_text(&v)
+    );
 
     // Again: nothing to do.
     let o = install(&t, &["--network", "prod", "--host", "h1", "--json"]);
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
-        r["binaries"].as_array().unwrap().iter().all(|b| b["action"] == "unchanged"),
+        r["binaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["action"] == "unchanged"),
         "{r}"
     );
     assert_eq!(r["config"]["action"], "unchanged");
@@ -91,7 +98,11 @@ fn installs_plugin_and_example_once() {
     std::fs::write(t.0.join("lib-cni/weft"), b"old").unwrap();
     let o = install(&t, &["--network", "prod", "--host", "h1"]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.lines().any(|l| l.starts_with("updated") && l.ends_with("lib-cni/weft")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("updated") && l.ends_with("lib-cni/weft")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -100,13 +111,20 @@ fn bad_input_writes_nothing() {
     for (extra, want) in [
         (vec!["--network", "Bad!"], "invalid network name"),
         (vec!["--host", "H 1"], "invalid host name"),
-        (vec!["--from", "/nonexistent/weft-cni"], "/nonexistent/weft-cni"),
+        (
+            vec!["--from", "/nonexistent/weft-cni"],
+            "/nonexistent/weft-cni",
+        ),
     ] {
         let o = install(&t, &extra);
         assert!(!o.status.success(), "{extra:?}: {}", out_text(&o));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(err.contains(want), "{extra:?}: {err}");
-        assert_eq!(std::fs::read_dir(&t.0).unwrap().count(), 0, "{extra:?} wrote something");
+        assert_eq!(
+            std::fs::read_dir(&t.0).unwrap().count(),
+            0,
+            "{extra:?} wrote something"
+        );
     }
 }

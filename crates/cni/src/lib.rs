@@ -125,3 +125,41 @@ pub fn main() -> i32 {
         Err(_) => 1,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rscni_types::types::{Cmd, NetConf};
+    use rscni_types::version::PluginInfo;
+
+    /// The versions weft answers, as the plugin negotiates them (its `Plugin::default()`).
+    #[test]
+    fn version_negotiation() {
+        let info = PluginInfo::default();
+        let conf = |v: &str| -> NetConf {
+            serde_json::from_value(
+                serde_json::json!({"cniVersion": v, "name": "p", "type": "weft"}),
+            )
+            .unwrap()
+        };
+        for v in ["0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
+            assert_eq!(info.negotiate(&conf(v), Cmd::Add).unwrap().to_string(), v);
+            assert!(info.negotiate(&conf(v), Cmd::Del).is_ok());
+        }
+        // Podman 4.3 writes 0.4.0: CHECK exists there, STATUS and GC only from 1.1.0.
+        assert!(info.negotiate(&conf("0.4.0"), Cmd::Check).is_ok());
+        for (v, cmd) in [
+            ("0.3.1", Cmd::Check),
+            ("1.0.0", Cmd::Status),
+            ("1.0.0", Cmd::Gc),
+            ("9.0.0", Cmd::Add),
+            ("0.2.0", Cmd::Add),
+        ] {
+            let e = info.negotiate(&conf(v), cmd).unwrap_err();
+            assert_eq!(u32::from(&e), 1, "{v}: {e}");
+        }
+        assert_eq!(
+            u32::from(&info.negotiate(&conf("a.b"), Cmd::Add).unwrap_err()),
+            6
+        );
+    }
+}

@@ -48,6 +48,20 @@ pub async fn run(args: &Args, cfg: PluginConfig) -> Result<CNIResult, Error> {
         .await
         .map_err(|e| errors::at(Step::Attach, &e))?;
     let ep = out.endpoint;
+    // attach is idempotent per (netns, interface): what it found must be this attachment's, not
+    // another container ID's or a `weft attach` of the same namespace.
+    if !out.created && labels::attachment(&ep) != Some((container_id.as_str(), ep.ifname.as_str()))
+    {
+        return Err(errors::at(
+            Step::Attach,
+            &anyhow::anyhow!(
+                "{netns} is already attached to {} as {} by something else (endpoint {})",
+                net.name,
+                ep.ifname,
+                ep.id
+            ),
+        ));
+    }
     if ctx.cfg.host_gateway {
         if let Err(e) = super::gateway::ensure(&net, &ep).await {
             // Nothing half-made stays: the endpoint goes as a whole.
