@@ -660,3 +660,30 @@ fn fuzzed_configurations_fail_cleanly_and_change_nothing() {
         "too few mutations were still valid ({succeeded})"
     );
 }
+
+#[test]
+fn add_check_del_on_the_etcd_store() {
+    let lab = Lab::up(2, "etcd");
+    lab.ok_on(
+        "h1",
+        &["network", "create", NET, "--subnet", "10.33.0.0/24"],
+    );
+    assert!(
+        lab.store_url().starts_with("etcd://"),
+        "{}",
+        lab.store_url()
+    );
+    lab.run("h1", "peer", NET);
+    let ns = lab.bare_netns("ek");
+    let env = Env::new("ADD", "cid-ek", &ns);
+    let mut conf = lab.cni_conf("h2", "0.4.0", NET, json!({}));
+    let r = lab.cni("h2", &env, &conf).ok().json();
+    assert_eq!(r["ips"][0]["version"], "4", "{r}");
+    assert!(ping_from_ns(&ns, &lab.ip4("peer", NET)));
+    conf["prevResult"] = r;
+    lab.cni("h2", &env.cmd("CHECK"), &conf).ok();
+    lab.cni("h2", &env.cmd("DEL"), &conf).ok();
+    lab.cni("h2", &env.cmd("DEL"), &conf).ok();
+    assert_eq!(allocated(&lab).len(), 1);
+    assert_eq!(lab.links("ek"), ["lo"]);
+}
