@@ -4,8 +4,12 @@
 
 pub mod attach;
 pub mod detach;
+pub mod expose;
+pub mod firewall;
+pub mod hide;
 pub mod hosts;
 pub mod networks;
+pub mod ports;
 pub mod psk;
 pub mod read;
 pub mod state;

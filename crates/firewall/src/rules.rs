@@ -194,7 +194,7 @@ fn bridge_table(t: &mut Tables, fw: &HostFirewall) {
                     chain,
                     comment.clone(),
                     vec![
-                        is(meta(port.clone()), uplinks()),
+                        is(meta(port), uplinks()),
                         is(field("arp", side), s(n.gateway4)),
                         drop(),
                     ],
@@ -208,7 +208,7 @@ fn bridge_table(t: &mut Tables, fw: &HostFirewall) {
                     chain,
                     comment.clone(),
                     vec![
-                        is(meta(port.clone()), uplinks()),
+                        is(meta(port), uplinks()),
                         is(
                             field("icmpv6", "type"),
                             set(vec![s("nd-neighbor-solicit"), s("nd-neighbor-advert")]),

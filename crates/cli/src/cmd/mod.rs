@@ -4,6 +4,8 @@ pub mod agent;
 pub mod attach;
 pub mod detach;
 pub mod endpoints;
+pub mod expose;
+pub mod hide;
 pub mod network;
 pub mod status;
 
@@ -20,6 +22,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Attach(a) => attach::run(&store, a).await,
         Command::Detach(a) => detach::run(&store, a).await,
         Command::Endpoints(a) => endpoints::run(&store, a).await,
+        Command::Expose(a) => expose::run(&store, a).await,
+        Command::Hide(a) => hide::run(&store, a).await,
         Command::Status(a) => status::run(&store, a).await,
         Command::Lab { command } => {
             require_root("weft lab")?;
