@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod detach;
+pub mod doctor;
 pub mod expose;
 pub mod firewall;
 pub mod hide;
@@ -14,6 +15,7 @@ pub mod psk;
 pub mod read;
 pub mod state;
 pub mod store;
+pub mod trace;
 
 pub use store::{open as open_store, StoreUrl};
 

@@ -3,12 +3,14 @@
 //! through a datapath driver; nothing is ever flushed and rebuilt.
 
 pub mod desired;
+pub mod diagnose;
 pub mod diff;
 pub mod firewall;
 pub mod names;
 pub mod path;
 pub mod report;
 pub mod state;
+pub mod trace;
 
 pub use desired::{desired, BridgeL3, FdbEntry, NeighEntry, NetDesired};
 pub use diff::{diff_network, NetChanges};

@@ -3,11 +3,13 @@
 pub mod agent;
 pub mod attach;
 pub mod detach;
+pub mod doctor;
 pub mod endpoints;
 pub mod expose;
 pub mod hide;
 pub mod network;
 pub mod status;
+pub mod trace;
 
 use anyhow::{bail, Result};
 
@@ -25,6 +27,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Expose(a) => expose::run(&store, a).await,
         Command::Hide(a) => hide::run(&store, a).await,
         Command::Status(a) => status::run(&store, a).await,
+        Command::Doctor(a) => doctor::run(&store, a).await,
+        Command::Trace(a) => trace::run(&store, a).await,
         Command::Lab { command } => {
             require_root("weft lab")?;
             weft_lab::run_code(command).await
