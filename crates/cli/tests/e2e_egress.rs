@@ -1,4 +1,5 @@
-//! The outside world end to end: two hosts and the lab's outside namespace (198.51.100.0/24, the
+//! The outside world end to end: two hosts (one on the kernel's VXLAN, one on weft's engine) and
+//! the lab's outside namespace (198.51.100.0/24, the
 //! "internet"). Each host's bridge is its containers' gateway; egress is masqueraded to the host's
 //! underlay address; `--no-egress` networks stay in; published ports answer on the host's address
 //! and from the host itself; `weft expose`/`hide`; and weft's nft tables come and go with the
@@ -88,13 +89,29 @@ fn neigh_mac(lab: &Lab, container: &str, ip: &str) -> String {
     v[0]["lladdr"].as_str().unwrap_or_default().to_string()
 }
 
+/// Packets that `bridge weft` stopped on their way out of `host`'s uplinks, on the rules whose
+/// text contains `needle` (`arp daddr ip GW `, `nd-neighbor-solicit`…).
+fn stopped(lab: &Lab, host: &str, needle: &str) -> u64 {
+    let out = ok(
+        lab,
+        host,
+        &["nft", "list", "chain", "bridge", "weft", "postrouting"],
+    );
+    out.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn endpoints(lab: &Lab) -> String {
     lab.ok_on("h1", &["endpoints", "--json"])
 }
 
 #[test]
 fn egress_expose_publish() {
-    let lab = Lab::up_with(2, "embedded", &["--outside"]);
+    // h2 runs weft's engine: its uplink is a TAP, h1's the kernel's VXLAN device.
+    let lab = Lab::up_with(2, "embedded", &["--outside", "--userspace-hosts", "h2"]);
     // A table weft did not make: it must come through everything untouched.
     for h in ["h1", "h2"] {
         ok(
@@ -141,7 +158,22 @@ fn egress_expose_publish() {
     let gw = lab.inspect(PROD)["gateway4"].as_str().unwrap().to_string();
     let gw6 = lab.inspect(PROD)["gateway6"].as_str().unwrap().to_string();
 
-    // The gateway: each container's entry for it is its own host's bridge.
+    // The gateway: each container's entry for it is its own host's bridge. On h2 the engine's TAP
+    // would carry the container's requests for it to h1: they are stopped at the port (h1's
+    // kernel bridge already keeps them off its VXLAN port, which suppresses ARP/ND it can answer).
+    let h2_stops = eventually(Duration::from_secs(5), || {
+        ok(&lab, "c2", &["ip", "neigh", "flush", "all"]);
+        for g in [&gw, &gw6] {
+            lab.ping("c2", g, &[]);
+        }
+        stopped(&lab, "h2", &format!("arp daddr ip {gw} ")) > 0
+            && stopped(&lab, "h2", "nd-neighbor-solicit") > 0
+    });
+    assert!(
+        h2_stops,
+        "h2 did not stop c2's gateway requests at its TAP:\n{}",
+        ok(&lab, "h2", &["nft", "list", "table", "bridge", "weft"])
+    );
     for (c, h) in [("c1", "h1"), ("c2", "h2")] {
         for g in [&gw, &gw6] {
             let o = lab.ping(c, g, &[]);
@@ -234,8 +266,13 @@ fn egress_expose_publish() {
     lab.run("h1", "c6", PROD);
     let c2_ip = lab.ip4("c2", PROD);
     let c6_ip = lab.ip4("c6", PROD);
-    let o = lab.exec("h1", &["ping", "-c", "1", "-W", "1", &c2_ip]);
-    assert!(!o.status.success(), "h1 reached c2 before expose");
+    // Its only address on the network is the gateway, whose ARP never leaves the host.
+    let kept_home = eventually(Duration::from_secs(5), || {
+        let o = lab.exec("h1", &["ping", "-c", "1", "-W", "1", &c2_ip]);
+        assert!(!o.status.success(), "h1 reached c2 before expose");
+        stopped(&lab, "h1", &format!("arp saddr ip {gw} ")) > 0
+    });
+    assert!(kept_home, "h1's ARP from the gateway was not stopped at its uplink");
     let exposed: serde_json::Value =
         serde_json::from_str(&lab.ok_on("h1", &["expose", PROD, "--json"])).unwrap();
     assert_eq!(exposed["kind"], "host");

@@ -26,7 +26,7 @@ use nftables::expr::{
     PayloadField, PayloadRaw, Prefix, SetItem,
 };
 use nftables::schema::{Chain, NfListObject, Nftables, Rule, Table};
-use nftables::stmt::{Match, NATFamily, Operator, Statement, NAT};
+use nftables::stmt::{AnonymousCounter, Counter, Match, NATFamily, Operator, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use weft_model::Proto;
 use weft_reconcile::{HostFirewall, NetFirewall, PublishedPort};
@@ -89,6 +89,11 @@ fn is_not(left: Expr, right: Expr) -> Stmt {
 
 fn drop() -> Stmt {
     Statement::Drop(None)
+}
+
+/// Counted, so that `nft list table bridge weft` shows the gateway's traffic being kept home.
+fn counter() -> Stmt {
+    Statement::Counter(Counter::Anonymous(Some(AnonymousCounter::default())))
 }
 
 /// Destined to an address of this host (`fib daddr type local`).
@@ -196,6 +201,7 @@ fn bridge_table(t: &mut Tables, fw: &HostFirewall) {
                     vec![
                         is(meta(port), uplinks()),
                         is(field("arp", side), s(n.gateway4)),
+                        counter(),
                         drop(),
                     ],
                 );
@@ -223,6 +229,7 @@ fn bridge_table(t: &mut Tables, fw: &HostFirewall) {
                             ))),
                             s(format!("0x{:032x}", u128::from(g6))),
                         ),
+                        counter(),
                         drop(),
                     ],
                 );

@@ -84,7 +84,10 @@ fn applies_replaces_and_removes_only_its_own_tables() {
         assert!(inet.contains(want), "no {want:?} in:\n{inet}");
     }
     let bridge = nft(&name, &["list table bridge weft"]);
-    assert!(bridge.contains("arp daddr ip 10.0.0.1 drop"), "{bridge}");
+    assert!(
+        bridge.contains("arp daddr ip 10.0.0.1 counter packets 0 bytes 0 drop"),
+        "{bridge}"
+    );
     assert!(bridge.contains("@th,64,128"), "{bridge}");
 
     // A new desired state replaces the old one whole.
