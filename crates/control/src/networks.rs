@@ -200,8 +200,17 @@ pub async fn remove(store: &dyn Store, name: &str, force: bool) -> Result<usize>
         let mut hosts: Vec<&str> = eps.iter().map(|e| e.host.as_str()).collect();
         hosts.sort();
         hosts.dedup();
+        let exposed = eps
+            .iter()
+            .filter(|e| e.kind == weft_model::EndpointKind::Host)
+            .count();
+        let how = if exposed > 0 {
+            format!("detach them ({exposed} are hosts: `weft hide {name}` there) first")
+        } else {
+            "detach them first".to_string()
+        };
         bail!(
-            "network {name:?} still has {} endpoint(s) on host(s) {}: detach them first or use --force",
+            "network {name:?} still has {} endpoint(s) on host(s) {}: {how} or use --force",
             eps.len(),
             hosts.join(", ")
         );
