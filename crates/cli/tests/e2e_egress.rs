@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,36 @@ fn call(ns: &str, to: &str) -> Option<String> {
     })
     .join()
     .unwrap()
+}
+
+/// The host's whole nftables rule set, without counter values (`-s`).
+/// One UDP datagram from `client_ns` to `to`, echoed by a server on `bind` in `server_ns`.
+fn udp_echo(server_ns: &str, bind: &str, client_ns: &str, to: &str) -> bool {
+    let bind: SocketAddr = bind.parse().unwrap();
+    let to: SocketAddr = to.parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = in_netns(server_ns, move || {
+        let s = UdpSocket::bind(bind).expect("udp bind");
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("udp server bound");
+    let back = in_netns(client_ns, move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send_to(b"weft-udp", to).unwrap();
+        let mut buf = [0u8; 64];
+        matches!(s.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == b"weft-udp")
+    })
+    .join()
+    .unwrap();
+    server.join().unwrap();
+    back
 }
 
 /// The host's whole nftables rule set, without counter values (`-s`).
@@ -150,7 +180,17 @@ fn egress_expose_publish() {
     );
     assert_eq!(lab.inspect(DARK)["egress"], false);
     assert_eq!(lab.inspect(PROD)["egress"], true);
-    let o = lab.lab(&["run", "h1", "c1", "--network", PROD, "--publish", "8080:80"]);
+    let o = lab.lab(&[
+        "run",
+        "h1",
+        "c1",
+        "--network",
+        PROD,
+        "--publish",
+        "8080:80",
+        "-p",
+        "5353:53/udp",
+    ]);
     assert!(o.status.success(), "{}", out_text(&o));
     lab.run("h2", "c2", PROD);
     lab.run("h1", "d1", DARK);
@@ -213,6 +253,15 @@ fn egress_expose_publish() {
     let from_h1 = call(&lab.netns("h1"), &published).expect("h1 reaches c1's published port");
     assert!(from_h1.starts_with(&format!("{H1}:")), "{from_h1}");
     assert_eq!(server.join().unwrap().len(), 2);
+    assert!(
+        udp_echo(
+            &lab.netns("c1"),
+            "0.0.0.0:53",
+            &out_ns,
+            &format!("{H1}:5353")
+        ),
+        "the outside got no answer from c1's published UDP port"
+    );
 
     // A second publish of the same host port is refused with nothing changed.
     let before = (endpoints(&lab), ruleset(&lab, "h1"));
@@ -272,7 +321,10 @@ fn egress_expose_publish() {
         assert!(!o.status.success(), "h1 reached c2 before expose");
         stopped(&lab, "h1", &format!("arp saddr ip {gw} ")) > 0
     });
-    assert!(kept_home, "h1's ARP from the gateway was not stopped at its uplink");
+    assert!(
+        kept_home,
+        "h1's ARP from the gateway was not stopped at its uplink"
+    );
     let exposed: serde_json::Value =
         serde_json::from_str(&lab.ok_on("h1", &["expose", PROD, "--json"])).unwrap();
     assert_eq!(exposed["kind"], "host");
