@@ -194,6 +194,7 @@ fn egress_expose_publish() {
     assert!(o.status.success(), "{}", out_text(&o));
     lab.run("h2", "c2", PROD);
     lab.run("h1", "d1", DARK);
+    lab.run("h1", "c6", PROD);
     let vni = lab.vni(PROD);
     let gw = lab.inspect(PROD)["gateway4"].as_str().unwrap().to_string();
     let gw6 = lab.inspect(PROD)["gateway6"].as_str().unwrap().to_string();
@@ -252,7 +253,10 @@ fn egress_expose_publish() {
     assert!(from_out.starts_with("192.0.2.254:"), "{from_out}");
     let from_h1 = call(&lab.netns("h1"), &published).expect("h1 reaches c1's published port");
     assert!(from_h1.starts_with(&format!("{H1}:")), "{from_h1}");
-    assert_eq!(server.join().unwrap().len(), 2);
+    // And from a neighbour on the same bridge (hairpin), which c1 sees as the gateway.
+    let from_c6 = call(&lab.netns("c6"), &published).expect("c6 reaches c1's published port");
+    assert!(from_c6.starts_with(&format!("{gw}:")), "{from_c6}");
+    assert_eq!(server.join().unwrap().len(), 3);
     assert!(
         udp_echo(
             &lab.netns("c1"),
@@ -300,7 +304,7 @@ fn egress_expose_publish() {
         assert!(!o.status.success(), "--publish {spec} on {net} accepted");
         assert!(out_text(&o).contains(says), "{spec}: {}", out_text(&o));
     }
-    assert_eq!(endpoints(&lab).matches("\"id\"").count(), 4);
+    assert_eq!(endpoints(&lab).matches("\"id\"").count(), 5);
 
     // Detach: the published port is gone.
     let c1 = format!("/run/netns/{}", lab.netns("c1"));
@@ -312,7 +316,6 @@ fn egress_expose_publish() {
     assert!(!ruleset(&lab, "h1").contains("dport 8080"));
 
     // Expose: h1 reaches containers on both hosts at its own address on the network.
-    lab.run("h1", "c6", PROD);
     let c2_ip = lab.ip4("c2", PROD);
     let c6_ip = lab.ip4("c6", PROD);
     // Its only address on the network is the gateway, whose ARP never leaves the host.

@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use nftables::batch::Batch;
 use nftables::expr::{
     Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload, PayloadBase,
-    PayloadField, PayloadRaw, Prefix, SetItem,
+    PayloadField, PayloadRaw, Prefix, SetItem, CT,
 };
 use nftables::schema::{Chain, NfListObject, Nftables, Rule, Table};
 use nftables::stmt::{AnonymousCounter, Counter, Match, NATFamily, Operator, Statement, NAT};
@@ -297,6 +297,30 @@ fn inet_table(t: &mut Tables, fw: &HostFirewall) {
         for p in &n.published {
             publish(t, name, p);
         }
+        if !n.published.is_empty() {
+            // Hairpin: a container calling a published port of its own host is answered by a
+            // neighbour on the same bridge, which would reply directly; masquerading makes the
+            // reply come back through the host to be translated.
+            t.rule(
+                f,
+                "postrouting",
+                format!("weft: published ports of network {name} reached from inside it"),
+                vec![
+                    is(meta(MetaKey::Iifname), br()),
+                    is(meta(MetaKey::Oifname), br()),
+                    Statement::Match(Match {
+                        left: Expression::Named(NamedExpression::CT(CT {
+                            key: "status".into(),
+                            family: None,
+                            dir: None,
+                        })),
+                        right: s("dnat"),
+                        op: Operator::IN,
+                    }),
+                    Statement::Masquerade(None),
+                ],
+            );
+        }
     }
 }
 
@@ -501,6 +525,13 @@ mod tests {
             assert!(r.contains(r#""fib""#), "{r}");
         }
         assert!(tcp[1].contains("127.0.0.0"));
+        let hairpin = rules_with(&l, "reached from inside it");
+        assert_eq!(hairpin.len(), 1);
+        assert!(
+            hairpin[0].contains(r#""ct":{"key":"status"}},"op":"in","right":"dnat""#),
+            "{}",
+            hairpin[0]
+        );
         let udp = rules_with(&l, "5353:53/udp published");
         assert_eq!(udp.len(), 2);
         assert!(udp[0].contains(r#""protocol":"udp""#), "{}", udp[0]);

@@ -80,6 +80,7 @@ fn applies_replaces_and_removes_only_its_own_tables() {
         "udp dport 5353",
         "fib daddr type local",
         "oifname \"wbr*\"",
+        "ct status dnat masquerade",
     ] {
         assert!(inet.contains(want), "no {want:?} in:\n{inet}");
     }
