@@ -328,9 +328,13 @@ fn egress_expose_publish() {
         kept_home,
         "h1's ARP from the gateway was not stopped at its uplink"
     );
-    let exposed: serde_json::Value =
-        serde_json::from_str(&lab.ok_on("h1", &["expose", PROD, "--json"])).unwrap();
+    let exposed: serde_json::Value = serde_json::from_str(
+        &lab.ok_on("h1", &["expose", PROD, "--ip", "10.71.0.250/24", "--json"]),
+    )
+    .unwrap();
     assert_eq!(exposed["kind"], "host");
+    assert_eq!(exposed["ipv4"], "10.71.0.250/24");
+    assert!(lab.inspect(PROD)["allocations"]["10.71.0.250"].is_object());
     let e = lab.weft_on("h1", &["expose", PROD]);
     assert!(
         !e.status.success() && out_text(&e).contains("already exposed"),
@@ -354,8 +358,16 @@ fn egress_expose_publish() {
     );
     let o = lab.exec("h1", &["ping", "-c", "1", "-W", "1", &c2_ip]);
     assert!(!o.status.success(), "h1 still reaches c2 after hide");
-    let addr = exposed["ipv4"].as_str().unwrap();
-    assert!(!ok(&lab, "h1", &["ip", "addr"]).contains(addr));
+    assert!(!ok(&lab, "h1", &["ip", "addr"]).contains("10.71.0.250"));
+    assert!(lab.inspect(PROD)["allocations"]["10.71.0.250"].is_null());
+    let v6 = exposed["ipv6"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(lab.inspect(PROD)["allocations"][v6.as_str()].is_null());
 
     // Removing the networks removes every rule weft made; the foreign table is as it was.
     lab.ok_on("h1", &["network", "rm", PROD, "--force"]);
