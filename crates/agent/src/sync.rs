@@ -245,11 +245,20 @@ impl Syncer {
     }
 
     /// Brings weft's tables in the host's packet filter to what the networks carried here need
-    /// (on a full pass again even if unchanged, in case someone flushed them).
+    /// (on a full pass also when unchanged but the tables are gone, say flushed by someone).
     async fn sync_firewall(&mut self, full: bool, want: &BTreeMap<String, NetDesired>) {
         let fw = firewall(&self.id, &self.state, want);
-        if !full && self.fw_applied.as_ref() == Some(&fw) {
-            return;
+        if self.fw_applied.as_ref() == Some(&fw) {
+            if !full {
+                return;
+            }
+            match self.firewall.in_place(&fw).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!("weft's nftables tables were removed; writing them again")
+                }
+                Err(e) => tracing::warn!("checking the packet filter: {e:#}"),
+            }
         }
         match self.firewall.apply(&fw).await {
             Ok(()) => {

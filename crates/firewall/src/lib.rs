@@ -20,4 +20,8 @@ pub trait Firewall: Send + Sync {
     /// Makes weft's part of the host's filter exactly `fw`, atomically: no packet ever sees half
     /// of an old and half of a new rule set. An empty `fw` leaves no trace of weft.
     async fn apply(&self, fw: &HostFirewall) -> Result<()>;
+
+    /// Whether weft's tables are present exactly when `fw` needs them. A cheap check for a
+    /// periodic pass (tables flushed by someone else are put back); it does not compare rules.
+    async fn in_place(&self, fw: &HostFirewall) -> Result<bool>;
 }

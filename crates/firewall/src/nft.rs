@@ -7,7 +7,10 @@ use nftables::helper::{self, NftablesError};
 use weft_netlink::sysctl;
 use weft_reconcile::HostFirewall;
 
-use crate::{rules, Firewall};
+use nftables::schema::{NfListObject, NfObject};
+use nftables::types::NfFamily;
+
+use crate::{rules, Firewall, TABLE};
 
 /// Forwarding is turned on when a network needs it and never turned off again: other things on
 /// the host (a container engine, a VPN) may rely on it too, and weft cannot know.
@@ -55,5 +58,22 @@ impl Firewall for NftFirewall {
             .await
             .map_err(explain)
             .context("writing weft's nftables tables")
+    }
+
+    async fn in_place(&self, fw: &HostFirewall) -> Result<bool> {
+        let listed =
+            helper::get_current_ruleset_with_args_async(helper::DEFAULT_NFT, ["list", "tables"])
+                .await
+                .map_err(explain)
+                .context("listing nftables tables")?;
+        let ours = listed
+            .objects
+            .iter()
+            .filter(|o| {
+                matches!(o, NfObject::ListObject(NfListObject::Table(t)) if t.name == TABLE
+                    && matches!(t.family, NfFamily::INet | NfFamily::Bridge))
+            })
+            .count();
+        Ok(ours == if fw.networks.is_empty() { 0 } else { 2 })
     }
 }

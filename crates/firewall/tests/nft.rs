@@ -91,6 +91,14 @@ fn applies_replaces_and_removes_only_its_own_tables() {
     );
     assert!(bridge.contains("@th,64,128"), "{bridge}");
 
+    let in_place = |fw: &HostFirewall| {
+        run_in_netns_blocking(&ns, || async { NftFirewall::new().in_place(fw).await })
+            .unwrap()
+            .unwrap()
+    };
+    assert!(in_place(&host_fw(&[], true)));
+    assert!(!in_place(&HostFirewall::default()));
+
     // A new desired state replaces the old one whole.
     apply(&ns, &host_fw(&[], false));
     let inet = nft(&name, &["list table inet weft"]);
@@ -108,6 +116,8 @@ fn applies_replaces_and_removes_only_its_own_tables() {
     let all = nft(&name, &["list ruleset"]);
     assert!(!all.contains("weft"), "{all}");
     assert_eq!(nft(&name, &["list table ip foreign"]), foreign);
+    assert!(in_place(&HostFirewall::default()));
+    assert!(!in_place(&host_fw(&[], true)));
     // And removing what is not there is fine.
     apply(&ns, &HostFirewall::default());
 }
