@@ -5,8 +5,10 @@
 //!   same gateway address, so ARP and neighbour discovery for it must never cross between hosts,
 //!   or a container could learn another host's bridge as its gateway. The rule sits on the
 //!   bridge's uplink ports (the kernel's `wvx*` and the engine's `wtp*` alike), where one filter
-//!   serves both datapaths; the engine and the kernel's VXLAN proxy only ever answer for
-//!   endpoints, so dropping at the port is the whole job.
+//!   serves both datapaths, and covers what the bridge sends itself (its requests from the
+//!   gateway address, whose sender address would overwrite remote containers' gateway entries)
+//!   as well as what containers send. The engine and the kernel's VXLAN proxy only ever answer
+//!   for endpoints, so dropping at the port is the whole job.
 //! - `inet weft` routes: masquerades egress (like Docker's gateway bridge), keeps networks apart
 //!   when the host routes (a container's default route goes to its host, which has a leg in every
 //!   network it carries), shuts `--no-egress` networks in, and forwards published ports (DNAT in
@@ -228,6 +230,23 @@ fn bridge_table(t: &mut Tables, fw: &HostFirewall) {
                                 },
                             ))),
                             s(format!("0x{:032x}", u128::from(g6))),
+                        ),
+                        counter(),
+                        drop(),
+                    ],
+                );
+                // Sent from the gateway: a solicitation carries its sender's link-layer address,
+                // which would overwrite a remote container's entry for its own gateway.
+                t.rule(
+                    f,
+                    chain,
+                    comment.clone(),
+                    vec![
+                        is(meta(port), uplinks()),
+                        is(field("ip6", "saddr"), s(g6)),
+                        is(
+                            field("icmpv6", "type"),
+                            set(vec![s("nd-neighbor-solicit"), s("nd-neighbor-advert")]),
                         ),
                         counter(),
                         drop(),
@@ -456,8 +475,8 @@ mod tests {
     fn gateway_stays_on_the_host() {
         let l = lines(&fw(true, &[]));
         let gw = rules_with(&l, "the gateway of network prod");
-        // ARP sender and target, and ND, each in and out of the uplinks.
-        assert_eq!(gw.len(), 6);
+        // ARP sender and target, ND for and from the gateway, each in and out of the uplinks.
+        assert_eq!(gw.len(), 8);
         for r in &gw {
             assert!(r.contains(r#""set":["wvx10","wtp10"]"#), "{r}");
             assert!(r.contains(r#"{"drop":null}"#), "{r}");
@@ -467,12 +486,13 @@ mod tests {
             rules_with(&l, "0xfd000000000000000000000000000001").len(),
             2
         );
+        assert_eq!(rules_with(&l, r#""right":"fd00::1""#).len(), 2);
         assert_eq!(
             rules_with(&l, r#""key":"iifname""#)
                 .iter()
                 .filter(|r| r.contains("gateway"))
                 .count(),
-            3
+            4
         );
     }
 
