@@ -147,6 +147,7 @@ pub fn print_networks(networks: &[weft_control::hosts::NetworkStatus]) {
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "-".into()),
                 n.network.mtu.to_string(),
+                if n.network.egress { "yes" } else { "no" }.to_string(),
                 n.endpoints.to_string(),
                 n.hosts.join(","),
             ]
@@ -159,6 +160,7 @@ pub fn print_networks(networks: &[weft_control::hosts::NetworkStatus]) {
             "IPV4",
             "IPV6",
             "MTU",
+            "EGRESS",
             "ENDPOINTS",
             "HOSTS",
         ],
