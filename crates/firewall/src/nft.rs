@@ -13,7 +13,9 @@ use nftables::types::NfFamily;
 use crate::{rules, Firewall, TABLE};
 
 /// Forwarding is turned on when a network needs it and never turned off again: other things on
-/// the host (a container engine, a VPN) may rely on it too, and weft cannot know.
+/// the host (a container engine, a VPN) may rely on it too, and weft cannot know. IPv6 forwarding
+/// only for networks with an IPv6 subnet: with it on, Linux ignores router advertisements on
+/// interfaces whose `accept_ra` is 1 (as Docker's IPv6 networks do too).
 const FORWARD_V4: &str = "net.ipv4.ip_forward";
 const FORWARD_V6: &str = "net.ipv6.conf.all.forwarding";
 
