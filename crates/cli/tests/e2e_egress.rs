@@ -17,6 +17,7 @@ use common::*;
 
 const PROD: &str = "prod";
 const DARK: &str = "dark";
+const SIDE: &str = "side";
 const OUTSIDE: &str = "198.51.100.1";
 const H1: &str = "192.0.2.11";
 const H2: &str = "192.0.2.12";
@@ -195,6 +196,11 @@ fn egress_expose_publish() {
     lab.run("h2", "c2", PROD);
     lab.run("h1", "d1", DARK);
     lab.run("h1", "c6", PROD);
+    lab.ok_on(
+        "h1",
+        &["network", "create", SIDE, "--subnet", "10.73.0.0/24"],
+    );
+    lab.run("h1", "s1", SIDE);
     let vni = lab.vni(PROD);
     let gw = lab.inspect(PROD)["gateway4"].as_str().unwrap().to_string();
     let gw6 = lab.inspect(PROD)["gateway6"].as_str().unwrap().to_string();
@@ -256,7 +262,14 @@ fn egress_expose_publish() {
     // And from a neighbour on the same bridge (hairpin), which c1 sees as the gateway.
     let from_c6 = call(&lab.netns("c6"), &published).expect("c6 reaches c1's published port");
     assert!(from_c6.starts_with(&format!("{gw}:")), "{from_c6}");
-    assert_eq!(server.join().unwrap().len(), 3);
+    // And from another network's container on the host, which still cannot reach c1 itself.
+    call(&lab.netns("s1"), &published).expect("s1 reaches c1's published port");
+    let c1_direct = format!("{}:80", lab.ip4("c1", PROD));
+    assert!(
+        call(&lab.netns("s1"), &c1_direct).is_none(),
+        "s1 reached c1 across networks"
+    );
+    assert_eq!(server.join().unwrap().len(), 4);
     assert!(
         udp_echo(
             &lab.netns("c1"),
@@ -304,7 +317,7 @@ fn egress_expose_publish() {
         assert!(!o.status.success(), "--publish {spec} on {net} accepted");
         assert!(out_text(&o).contains(says), "{spec}: {}", out_text(&o));
     }
-    assert_eq!(endpoints(&lab).matches("\"id\"").count(), 5);
+    assert_eq!(endpoints(&lab).matches("\"id\"").count(), 6);
 
     // Detach: the published port is gone.
     let c1 = format!("/run/netns/{}", lab.netns("c1"));
@@ -372,6 +385,7 @@ fn egress_expose_publish() {
     // Removing the networks removes every rule weft made; the foreign table is as it was.
     lab.ok_on("h1", &["network", "rm", PROD, "--force"]);
     lab.ok_on("h1", &["network", "rm", DARK, "--force"]);
+    lab.ok_on("h1", &["network", "rm", SIDE, "--force"]);
     for (i, h) in ["h1", "h2"].iter().enumerate() {
         let clean = eventually(Duration::from_secs(10), || ruleset(&lab, h) == baseline[i]);
         assert!(

@@ -109,6 +109,19 @@ fn to_local_address() -> Stmt {
     )
 }
 
+/// The flow was translated by a DNAT (`ct status dnat`): a published port's.
+fn ct_status_dnat() -> Stmt {
+    Statement::Match(Match {
+        left: Expression::Named(NamedExpression::CT(CT {
+            key: "status".into(),
+            family: None,
+            dir: None,
+        })),
+        right: s("dnat"),
+        op: Operator::IN,
+    })
+}
+
 struct Tables {
     batch: Batch<'static>,
 }
@@ -282,6 +295,16 @@ fn inet_table(t: &mut Tables, fw: &HostFirewall) {
         NfHook::Postrouting,
         PRIO_SRCNAT,
     );
+    if fw.networks.values().any(|n| !n.published.is_empty()) {
+        // A published port is offered on the host's addresses to everyone, containers of other
+        // networks on this host included: translated flows pass before the isolation rules.
+        t.rule(
+            f,
+            "forward",
+            "weft: published ports are reachable from every network".into(),
+            vec![ct_status_dnat(), Statement::Accept(None)],
+        );
+    }
     for (name, n) in &fw.networks {
         let br = || s(&n.bridge);
         t.rule(
@@ -327,15 +350,7 @@ fn inet_table(t: &mut Tables, fw: &HostFirewall) {
                 vec![
                     is(meta(MetaKey::Iifname), br()),
                     is(meta(MetaKey::Oifname), br()),
-                    Statement::Match(Match {
-                        left: Expression::Named(NamedExpression::CT(CT {
-                            key: "status".into(),
-                            family: None,
-                            dir: None,
-                        })),
-                        right: s("dnat"),
-                        op: Operator::IN,
-                    }),
+                    ct_status_dnat(),
                     Statement::Masquerade(None),
                 ],
             );
@@ -545,6 +560,13 @@ mod tests {
             assert!(r.contains(r#""fib""#), "{r}");
         }
         assert!(tcp[1].contains("127.0.0.0"));
+        let open = rules_with(&l, "reachable from every network");
+        assert_eq!(open.len(), 1);
+        assert!(open[0].contains(r#""chain":"forward""#) && open[0].contains("accept"));
+        // Before the isolation rule, which would drop them.
+        let pos = |needle: &str| l.iter().position(|r| r.contains(needle)).unwrap();
+        assert!(pos("reachable from every network") < pos("stays apart"));
+        assert!(rules_with(&lines(&fw(true, &[])), "reachable from every network").is_empty());
         let hairpin = rules_with(&l, "reached from inside it");
         assert_eq!(hairpin.len(), 1);
         assert!(
