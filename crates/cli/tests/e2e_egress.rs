@@ -305,6 +305,9 @@ fn egress_expose_publish() {
         "8080:80/tcp",
     ]);
     assert!(o.status.success(), "{}", out_text(&o));
+    let server = peer_echo(&lab.netns("c4"), "0.0.0.0:80", Duration::from_secs(3));
+    call(&out_ns, &format!("{H2}:8080")).expect("the outside reaches c4 on h2");
+    assert_eq!(server.join().unwrap().len(), 1);
 
     // Bad specs, and publishing from a network without egress: clear errors, nothing attached.
     for (spec, net, says) in [
