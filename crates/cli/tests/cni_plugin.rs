@@ -275,7 +275,7 @@ fn errors_carry_the_spec_codes() {
         json!({"type": "bridge"}),
         json!({"network": "nosuchnet"}),
         json!({"ipam": {"type": "host-local"}}),
-        json!({"hostGateway": "yes"}),
+        json!({"host": 5}),
         json!({"store": "relative.db"}),
         json!({"runtimeConfig": {"ips": ["10.99.0.5/24"]}}),
     ] {
@@ -438,7 +438,7 @@ fn portmap_chained_after_weft_reaches_the_container() {
     let lab = lab_with_network(2, &[]);
     let ns = lab.bare_netns("web");
     let env = Env::new("ADD", "cid-web", &ns);
-    let conf = lab.cni_conf("h1", "1.0.0", NET, json!({"hostGateway": true}));
+    let conf = lab.cni_conf("h1", "1.0.0", NET, json!({}));
     let r = lab.cni("h1", &env, &conf).ok().json();
     assert_eq!(r["ips"][0]["gateway"], "10.31.0.1", "{r}");
     assert!(
@@ -537,7 +537,6 @@ fn mutate(rng: &mut impl rand::Rng, base: &Value) -> Vec<u8> {
         "type",
         "network",
         "host",
-        "hostGateway",
         "ipam",
         "dns",
         "runtimeConfig",

@@ -22,9 +22,6 @@ pub struct PluginConfig {
     pub store: String,
     /// This host's name in the cluster (`host`, else WEFT_HOST, else the hostname).
     pub host: Option<String>,
-    /// `hostGateway`: this host's bridge of the network holds the network's gateway address and
-    /// containers route through it (so the host, and port mappings on it, reach them).
-    pub host_gateway: bool,
     /// Passed through into results. weft's own names land later; until then, whatever the
     /// configuration says (often nothing).
     pub dns: Dns,
@@ -83,15 +80,6 @@ pub fn parse(conf: &NetConf, env: &EnvDefaults) -> Result<PluginConfig, Error> {
     if let Some(h) = &host {
         validate::name("host", h).map_err(|e| invalid(format!("\"host\": {e}")))?;
     }
-    let host_gateway = match conf.custom.get("hostGateway") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(invalid(format!(
-                "\"hostGateway\" must be true or false, not {other}"
-            )))
-        }
-    };
     let dns = conf.dns.clone().unwrap_or_default();
     for ns in &dns.nameservers {
         ns.parse::<std::net::IpAddr>()
@@ -101,7 +89,6 @@ pub fn parse(conf: &NetConf, env: &EnvDefaults) -> Result<PluginConfig, Error> {
         network,
         store,
         host,
-        host_gateway,
         dns,
     })
 }
@@ -255,6 +242,7 @@ mod tests {
             encrypted: false,
             psk_fingerprint: None,
             datapath: Default::default(),
+            egress: true,
             labels: BTreeMap::new(),
         }
     }
@@ -269,11 +257,10 @@ mod tests {
         assert_eq!(c.network, "prod");
         assert_eq!(c.store, "embedded");
         assert_eq!(c.host, None);
-        assert!(!c.host_gateway);
         let c = parse(
             &conf(
                 r#"{"cniVersion":"0.4.0","name":"podnet","type":"weft","network":"prod",
-                "store":"file:///tmp/s.db","host":"h2","hostGateway":true,
+                "store":"file:///tmp/s.db","host":"h2",
                 "dns":{"nameservers":["10.9.0.1"]}}"#,
             ),
             &EnvDefaults {
@@ -286,7 +273,6 @@ mod tests {
             (c.network.as_str(), c.store.as_str(), c.host.as_deref()),
             ("prod", "file:///tmp/s.db", Some("h2"))
         );
-        assert!(c.host_gateway);
         assert_eq!(c.dns.nameservers, ["10.9.0.1"]);
         // The environment fills what the configuration leaves out.
         let c = parse(
@@ -323,10 +309,6 @@ mod tests {
                 "\"store\"",
             ),
             (r#"{"name":"p","type":"weft","host":"H 1"}"#, "\"host\""),
-            (
-                r#"{"name":"p","type":"weft","hostGateway":"yes"}"#,
-                "hostGateway",
-            ),
             (
                 r#"{"name":"p","type":"weft","ipam":{"type":"host-local"}}"#,
                 "ipam",

@@ -17,7 +17,6 @@ pub struct ConfOptions {
     pub network: String,
     pub store: Option<String>,
     pub host: Option<String>,
-    pub host_gateway: bool,
     /// Chain the reference `portmap` plugin after weft (port mappings from the runtime).
     pub portmap: bool,
 }
@@ -32,7 +31,6 @@ pub fn conflist(o: &ConfOptions) -> Value {
     let mut weft = json!({
         "type": crate::config::PLUGIN_TYPE,
         "network": o.network,
-        "hostGateway": o.host_gateway,
         "capabilities": {"ips": true, "mac": true},
     });
     if let Some(s) = &o.store {
@@ -63,7 +61,6 @@ mod tests {
             network: "prod".into(),
             store: Some("etcd://192.0.2.1:2379".into()),
             host: Some("h1".into()),
-            host_gateway: true,
             portmap: true,
         };
         let v = conflist(&o);
@@ -78,7 +75,6 @@ mod tests {
         let c = crate::config::parse(&weft, &Default::default()).unwrap();
         assert_eq!(c.store, "etcd://192.0.2.1:2379");
         assert_eq!(c.host.as_deref(), Some("h1"));
-        assert!(c.host_gateway);
         assert_eq!(conflist_name("prod"), "50-weft-prod.conflist");
         let bare = conflist(&ConfOptions {
             portmap: false,

@@ -96,7 +96,7 @@ pub fn main() -> i32 {
              Run by container runtimes with CNI_COMMAND (ADD, DEL, CHECK, STATUS, GC, VERSION) and\n\
              the other CNI_* variables set, and the network configuration on stdin:\n  \
              {{\"cniVersion\": \"1.0.0\", \"name\": \"prod\", \"type\": \"weft\",\n   \
-             \"network\": \"prod\", \"store\": \"embedded\", \"host\": \"h1\", \"hostGateway\": false}}\n\
+             \"network\": \"prod\", \"store\": \"embedded\", \"host\": \"h1\"}}\n\
              Speaks CNI 0.3.0, 0.3.1, 0.4.0, 1.0.0 and 1.1.0. Install with `weft install cni`.",
             env!("CARGO_PKG_VERSION")
         );

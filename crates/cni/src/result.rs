@@ -14,18 +14,21 @@ pub struct Made<'a> {
     pub netns: &'a str,
     /// The host end's MAC, when known.
     pub host_mac: Option<String>,
-    pub host_gateway: bool,
     pub dns: &'a Dns,
 }
 
-/// The gateways of the network, when this host's bridge holds them.
+/// The gateways of the network: with egress, every host's bridge holds them and attach routes the
+/// container through them (IPv6 only for an endpoint with an IPv6 address).
 fn gateways(m: &Made) -> (Option<std::net::IpAddr>, Option<std::net::IpAddr>) {
-    if !m.host_gateway {
+    if !m.network.egress {
         return (None, None);
     }
     (
         Some(m.network.gateway4.into()),
-        m.network.gateway6.map(Into::into),
+        m.network
+            .gateway6
+            .filter(|_| m.endpoint.ipv6.is_some())
+            .map(Into::into),
     )
 }
 
@@ -59,7 +62,7 @@ pub fn build(m: &Made, prev: Option<&CNIResult>) -> CNIResult {
             gateway,
         });
     }
-    // The subnets are on-link; with a host gateway, everything else goes through it.
+    // The subnets are on-link; with egress, everything else goes through the gateway.
     let mut routes = vec![route(IpNet::V4(m.network.subnet4), None)];
     if let Some(s6) = m.network.subnet6 {
         routes.push(route(IpNet::V6(s6), None));
@@ -209,6 +212,7 @@ mod tests {
             encrypted: false,
             psk_fingerprint: None,
             datapath: Default::default(),
+            egress: true,
             labels: BTreeMap::new(),
         }
     }
@@ -227,16 +231,17 @@ mod tests {
             ipv6: Some("fd00:9::2/64".parse().unwrap()),
             names: vec![],
             labels: BTreeMap::new(),
+            kind: Default::default(),
+            publish: vec![],
         }
     }
 
-    fn made<'a>(e: &'a Endpoint, n: &'a Network, dns: &'a Dns, gw: bool) -> Made<'a> {
+    fn made<'a>(e: &'a Endpoint, n: &'a Network, dns: &'a Dns) -> Made<'a> {
         Made {
             endpoint: e,
             network: n,
             netns: "/run/netns/x",
             host_mac: Some("aa:bb:cc:dd:ee:ff".into()),
-            host_gateway: gw,
             dns,
         }
     }
@@ -244,7 +249,7 @@ mod tests {
     #[test]
     fn result_in_both_layouts() {
         let (e, n, dns) = (ep(), net(), Dns::default());
-        let r = build(&made(&e, &n, &dns, true), None);
+        let r = build(&made(&e, &n, &dns), None);
         let v1 = serde_json::to_value(CNIResultWithVersion::new(
             SpecVersion::new(1, 0, 0),
             r.clone(),
@@ -272,13 +277,14 @@ mod tests {
     }
 
     #[test]
-    fn without_host_gateway_only_on_link_routes() {
-        let (e, n) = (ep(), net());
+    fn without_egress_only_on_link_routes() {
+        let (e, mut n) = (ep(), net());
+        n.egress = false;
         let dns = Dns {
             nameservers: vec!["10.9.0.53".into()],
             ..Dns::default()
         };
-        let r = build(&made(&e, &n, &dns, false), None);
+        let r = build(&made(&e, &n, &dns), None);
         assert!(r.ips.iter().all(|i| i.gateway.is_none()));
         let dsts: Vec<String> = r.routes.iter().map(|r| r.dst.to_string()).collect();
         assert_eq!(dsts, ["10.9.0.0/24", "fd00:9::/64"]);
@@ -293,7 +299,7 @@ mod tests {
                 "ips":[{"version":"4","interface":0,"address":"127.0.0.1/8"}],"dns":{}}"#,
         )
         .unwrap();
-        let r = build(&made(&e, &n, &dns, false), Some(&prev));
+        let r = build(&made(&e, &n, &dns), Some(&prev));
         assert_eq!(r.interfaces.len(), 3);
         assert_eq!(r.ips[0].address.to_string(), "127.0.0.1/8");
         assert_eq!(r.ips[1].interface, Some(2));
@@ -316,7 +322,7 @@ mod tests {
     #[test]
     fn check_passes_on_what_add_made() {
         let (e, n, dns) = (ep(), net(), Dns::default());
-        let r = build(&made(&e, &n, &dns, false), None);
+        let r = build(&made(&e, &n, &dns), None);
         check(&e, &n, "/run/netns/x", Some(&live(&e)), Some(&r)).unwrap();
         check(&e, &n, "/run/netns/x", Some(&live(&e)), None).unwrap();
     }
@@ -336,7 +342,7 @@ mod tests {
         for needle in ["MAC", "MTU", "lacks address 10.9.0.2/24", "host end"] {
             assert!(err.contains(needle), "{needle}: {err}");
         }
-        let mut r = build(&made(&e, &n, &dns, false), None);
+        let mut r = build(&made(&e, &n, &dns), None);
         r.ips[0].address = "10.9.0.99/24".parse().unwrap();
         let err = check(&e, &n, "/run/netns/x", Some(&live(&e)), Some(&r)).unwrap_err();
         assert!(err.contains("prevResult gives eth0 addresses"), "{err}");

@@ -29,17 +29,29 @@ pub async fn detach(
 }
 
 /// Removes one endpoint of this host: its interfaces (already gone with a deleted container is
-/// fine), its records and addresses, and the network's devices here when it was the last one.
+/// fine), its records and addresses, then settles the host's side of the network.
 pub async fn detach_endpoint(store: &dyn Store, net: &Network, ep: &Endpoint) -> Result<()> {
     let nl = Netlink::open()?;
     // The host end takes the container end with it.
     nl.delete_link(&ep.host_ifname).await?;
     attach::delete_records(store, ep).await?;
-    // The host's last endpoint of the network takes the network's devices with it. Read afresh:
-    // an attach running meanwhile has written its record before plugging anything in.
-    let left = networks::endpoints(store, &net.name).await?;
-    if !left.iter().any(|e| e.host == ep.host) {
-        if let Ok((host, _)) = hosts::registered(store, &ep.host).await {
+    settle_local(store, &ep.host, net).await
+}
+
+/// After this host's records of a network changed (detach, hide): the bridge's addresses follow
+/// (an exposure gone), or the host's last endpoint of the network takes the network's devices
+/// with it; then the packet filter. Reads the store afresh: an attach running meanwhile has
+/// written its record before plugging anything in.
+pub(crate) async fn settle_local(store: &dyn Store, host_id: &str, net: &Network) -> Result<()> {
+    let Ok((host, _)) = hosts::registered(store, host_id).await else {
+        return Ok(());
+    };
+    let (state, _) = crate::state::load(store).await?;
+    match weft_reconcile::desired(host_id, &state).get(&net.name) {
+        Some(d) => {
+            weft_datapath::bridge::ensure(&Netlink::open()?, d).await?;
+        }
+        None => {
             let dp = KernelDatapath::new(host.underlay, host.vxlan_port).await?;
             if let Removal::Busy(ports) = dp.remove(net.vni).await? {
                 tracing::info!(
@@ -50,5 +62,5 @@ pub async fn detach_endpoint(store: &dyn Store, net: &Network, ep: &Endpoint) ->
             }
         }
     }
-    Ok(())
+    crate::firewall::apply_state(host_id, &state).await
 }

@@ -26,9 +26,6 @@ pub struct Args {
     /// This host's name in the cluster, written into the example (default: the hostname).
     #[arg(long)]
     host: Option<String>,
-    /// Give this host's bridge the network's gateway address and route containers through it.
-    #[arg(long)]
-    host_gateway: bool,
     /// Leave the reference portmap plugin out of the example.
     #[arg(long)]
     no_portmap: bool,
@@ -97,7 +94,6 @@ pub fn run(store: &str, a: Args) -> Result<i32> {
             network: a.network.clone(),
             store: Some(store.to_string()),
             host: a.host,
-            host_gateway: a.host_gateway,
             portmap: !a.no_portmap,
         });
         let mut text = serde_json::to_vec_pretty(&conf)?;

@@ -56,15 +56,7 @@ impl Podman {
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         let store = lab.store_url();
         let o = Command::new(WEFT)
-            .args([
-                "install",
-                "cni",
-                "--network",
-                network,
-                "--host",
-                host,
-                "--host-gateway",
-            ])
+            .args(["install", "cni", "--network", network, "--host", host])
             .args(["--store", &store])
             .arg("--bin-dir")
             .arg(&bin_dir)

@@ -43,6 +43,8 @@ pub async fn run(args: &Args, cfg: PluginConfig) -> Result<CNIResult, Error> {
         name: wanted.name,
         host: ctx.host.clone(),
         labels,
+        // Port mappings are the chained portmap plugin's (runtimeConfig.portMappings), not weft's.
+        publish: vec![],
     };
     let out = weft_control::attach::attach(ctx.store.as_ref(), &req)
         .await
@@ -62,22 +64,6 @@ pub async fn run(args: &Args, cfg: PluginConfig) -> Result<CNIResult, Error> {
             ),
         ));
     }
-    if ctx.cfg.host_gateway {
-        if let Err(e) = super::gateway::ensure(&net, &ep).await {
-            // Nothing half-made stays: the endpoint goes as a whole.
-            if out.created {
-                if let Err(ue) =
-                    weft_control::detach::detach_endpoint(ctx.store.as_ref(), &net, &ep).await
-                {
-                    tracing::error!("rollback of {}: {ue:#}", ep.id);
-                }
-            }
-            return Err(errors::at(
-                Step::Attach,
-                &e.context("setting up the host gateway"),
-            ));
-        }
-    }
     let host_mac = match Netlink::open() {
         Ok(nl) => nl
             .link_by_name(&ep.host_ifname)
@@ -92,7 +78,6 @@ pub async fn run(args: &Args, cfg: PluginConfig) -> Result<CNIResult, Error> {
         network: &net,
         netns: &netns,
         host_mac,
-        host_gateway: ctx.cfg.host_gateway,
         dns: &ctx.cfg.dns,
     };
     Ok(result::build(&made, args.config().prev_result.as_ref()))

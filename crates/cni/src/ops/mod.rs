@@ -4,7 +4,6 @@
 pub mod add;
 pub mod check;
 pub mod del;
-pub mod gateway;
 pub mod gc;
 pub mod status;
 
