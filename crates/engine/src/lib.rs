@@ -101,11 +101,11 @@ mod pkt;
 mod rx;
 mod secure;
 mod segment;
+mod sock;
 mod stats;
 mod sys;
 mod tap;
 mod tx;
-mod udp;
 
 pub use config::{default_limits, Encap, EngineConfig, MacBytes, NetConfig, Secure};
 pub use engine::Engine;

@@ -21,9 +21,9 @@ use weft_secure::{Action, Config, KeyPair, Limits, Outcome, Peer, PresharedKey, 
 
 use crate::config::Secure;
 use crate::engine::Shared;
+use crate::sock::WireSock;
 use crate::stats::{add, inc, PeerStats, SecureCounters};
 use crate::sys;
-use crate::udp::UdpSock;
 
 /// Frames held per peer while its handshake is under way (WireGuard keeps 1024 packets; a TCP
 /// super-frame held here is already cut into segments).
@@ -184,7 +184,7 @@ impl SecureShared {
         net: &SecureNet,
         cfg: &Secure,
         underlay: IpAddr,
-        sock: Option<&UdpSock>,
+        sock: Option<&WireSock>,
     ) -> Vec<String> {
         let mut warnings = Vec::new();
         let Some(keys) = &self.keys else {
@@ -278,7 +278,7 @@ impl SecureShared {
     }
 
     /// Sends a handshake message or keepalive.
-    pub(crate) fn send_control(&self, sock: &UdpSock, dst: &SockAddr, msg: &[u8]) {
+    pub(crate) fn send_control(&self, sock: &WireSock, dst: &SockAddr, msg: &[u8]) {
         match sock.send(dst, &[std::io::IoSlice::new(msg)], 0) {
             Ok(_) => inc(&self.counters.tx_control),
             Err(e) => tracing::debug!(dst = ?dst.as_socket(), error = %e, "secure send failed"),
@@ -312,7 +312,7 @@ impl SecureShared {
 
 /// The timer thread: every [`TICK`], each peer's timers (retransmissions, rekeys, keepalives,
 /// expiry); what they ask to send goes out of `sock`.
-pub(crate) fn run_timers(shared: Arc<Shared>, sock: Arc<UdpSock>) {
+pub(crate) fn run_timers(shared: Arc<Shared>, sock: Arc<WireSock>) {
     let sec = &shared.secure;
     let mut out = Vec::new();
     loop {
