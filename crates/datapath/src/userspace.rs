@@ -4,8 +4,8 @@
 //! network's whole table; every change hands it the new one.
 //!
 //! On a host whose plain networks use the kernel's VXLAN, the same datapath carries only the
-//! encrypted networks ([`UserspaceOptions::plain`] false): the engine then never binds the VXLAN
-//! port, which the kernel holds.
+//! encrypted and GRE networks ([`UserspaceOptions::plain`] false): the engine then never binds
+//! the VXLAN port, which the kernel holds (GRE uses a raw IP socket, no port).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -38,7 +38,7 @@ pub struct UserspaceOptions {
     pub psk: PskLoader,
     /// Session limits; `None`: the engine's defaults.
     pub limits: Option<Limits>,
-    /// Whether plain networks are carried here too (false where the kernel carries them).
+    /// Whether plain VXLAN networks are carried here too (false where the kernel carries them).
     pub plain: bool,
 }
 
@@ -102,6 +102,9 @@ impl UserspaceDatapath {
                     "peers without a public key in their host record; frames to them are dropped");
             }
             Encap::Encrypted(Secure { psk, peers })
+        } else if net.encap == weft_model::Encap::Gre {
+            // GRE needs no UDP port: every host's engine carries it, whatever else it does.
+            Encap::Gre
         } else if self.plain {
             Encap::Vxlan
         } else {

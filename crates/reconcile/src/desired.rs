@@ -1,7 +1,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use weft_model::Mac;
+use weft_model::{Encap, Mac};
 
 use crate::{names, ClusterState, Path};
 
@@ -28,6 +28,8 @@ pub struct NetDesired {
     /// Fingerprint of the encrypted network's pre-shared key (the key itself is a file on each
     /// host); `None`: no PSK.
     pub psk_fingerprint: Option<String>,
+    /// How plain frames travel (VXLAN or GRE); GRE networks always take the userspace path.
+    pub encap: Encap,
     pub vni: u32,
     pub mtu: u32,
     pub bridge: String,
@@ -64,6 +66,7 @@ pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired
             path,
             encrypted: net.encrypted,
             psk_fingerprint: net.psk_fingerprint.clone(),
+            encap: net.encap,
             network: name.clone(),
             vni: net.vni,
             mtu: net.mtu,
@@ -141,6 +144,7 @@ pub(crate) mod tests {
             encrypted: false,
             psk_fingerprint: None,
             datapath: Default::default(),
+            encap: Default::default(),
             labels: Default::default(),
         }
     }
