@@ -190,3 +190,137 @@ fn gre_network_across_kernel_and_userspace_hosts() {
     paths_reported(&lab);
     tshark_reads_gre(&lab);
 }
+
+/// A foreign GRE switch: an Open vSwitch userspace bridge (`datapath_type=netdev`) in a node of its
+/// own on the lab's underlay, whose GRE port (`remote_ip` = h1's underlay, `key` = the network's
+/// VNI) and container port stand for a host weft does not run on. Weft learns of it as it learns of
+/// any host: a host record and an endpoint record in the store (written here as an operator's tool
+/// would; the records have no lease, as the switch has no agent). OVS's container gets a static
+/// neighbour entry for weft's, because weft's hosts never let ARP cross the underlay (every host
+/// answers it from the store). Then ping and TCP cross both ways.
+#[test]
+fn gre_interoperates_with_open_vswitch() {
+    use weft_lab::ovs::{self, Tunnel};
+    use weft_model::{Allocation, Endpoint, Host, Record, CAP_GRE, SCHEMA_VERSION};
+
+    let lab = Lab::up_with(1, "embedded", &[]);
+    lab.ok_on(
+        "h1",
+        &[
+            "network",
+            "create",
+            G,
+            "--encap",
+            "gre",
+            "--subnet",
+            "10.73.0.0/24",
+        ],
+    );
+    lab.run("h1", "w1", G);
+    let vni = lab.vni(G) as u32;
+    let topo = weft_lab::topology::Lab::named(&lab.prefix).unwrap();
+    let h1 = weft_lab::topology::host_addr(1);
+    let oc_addr: std::net::Ipv4Addr = "10.73.0.200".parse().unwrap();
+    let side = ovs::Side::new(&topo, 1, Tunnel::Gre, h1, vni, oc_addr);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(ovs::build_node(&topo, &side))
+        .unwrap_or_else(|e| panic!("building the Open vSwitch node: {e:#}"));
+
+    // The switch and its container, as records.
+    let url = topo.embedded_store_url();
+    rt.block_on(async {
+        let store = weft_control::open_store(&url).await.unwrap();
+        let host = Host {
+            schema: SCHEMA_VERSION,
+            id: "ovs1".into(),
+            name: "ovs1".into(),
+            underlay: side.underlay.into(),
+            vxlan_port: 4789,
+            public_key: None,
+            capabilities: vec![CAP_GRE.into()],
+            agent_version: "Open vSwitch".into(),
+            started_at_ms: 0,
+        };
+        let ep = Endpoint {
+            schema: SCHEMA_VERSION,
+            id: "ovs1-oc1".into(),
+            network: G.into(),
+            host: "ovs1".into(),
+            container: side.container_ns.clone(),
+            ifname: ovs::IFNAME.into(),
+            host_ifname: ovs::VETH.into(),
+            mac: side.mac.parse().unwrap(),
+            ipv4: format!("{oc_addr}/24").parse().unwrap(),
+            ipv6: None,
+            names: vec!["oc1".into()],
+            labels: Default::default(),
+        };
+        let alloc = Allocation {
+            schema: SCHEMA_VERSION,
+            endpoint: ep.id.clone(),
+            host: "ovs1".into(),
+        };
+        use weft_model::keys;
+        store
+            .put(&keys::host("ovs1"), host.encode(), None)
+            .await
+            .unwrap();
+        store
+            .put(&keys::ipam(G, oc_addr.into()), alloc.encode(), None)
+            .await
+            .unwrap();
+        store
+            .put(&keys::endpoint(G, &ep.id), ep.encode(), None)
+            .await
+            .unwrap();
+    });
+    let w1 = lab.ip4("w1", G);
+    let w1_mac = lab.endpoint("w1", G)["mac"].as_str().unwrap().to_string();
+    let ovs_ns = side.container_ns.clone();
+    let ip = |args: &[&str]| {
+        let o = std::process::Command::new("ip")
+            .args(["-n", &ovs_ns])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ip {args:?}: {}", out_text(&o));
+    };
+    ip(&[
+        "neigh",
+        "replace",
+        &w1,
+        "lladdr",
+        &w1_mac,
+        "dev",
+        ovs::IFNAME,
+    ]);
+
+    let oc = oc_addr.to_string();
+    assert!(
+        eventually(Duration::from_secs(10), || lab
+            .ping("w1", &oc, &["-W", "1"])
+            .status
+            .success()),
+        "weft's w1 does not reach OVS's container over GRE:\n{}",
+        out_text(&lab.ping("w1", &oc, &[]))
+    );
+    let o = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &ovs_ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", &w1,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "OVS's container -> w1: {}",
+        out_text(&o)
+    );
+    // TCP both ways: each side a server once.
+    common::sockets::tcp_echo(&lab.netns("w1"), &ovs_ns, &w1, 7400, 1 << 20);
+    common::sockets::tcp_echo(&ovs_ns, &lab.netns("w1"), &oc, 7401, 1 << 20);
+    let s = lab.ok_on("h1", &["status", "--json"]);
+    assert!(s.contains("ovs1"), "{s}");
+}
