@@ -102,6 +102,7 @@ mod rx;
 mod secure;
 mod segment;
 mod sock;
+mod spin;
 mod stats;
 mod sys;
 mod tap;

@@ -26,6 +26,8 @@ pub(crate) struct WireSock {
     sock: Socket,
     /// Whether UDP GSO may be used for sending.
     pub gso: bool,
+    /// Held while reading from the socket and handling what was read (`spin`).
+    pub read_lock: crate::spin::ReadLock,
 }
 
 impl WireSock {
@@ -90,7 +92,11 @@ impl WireSock {
             }
         }
         sock.bind(&addr.into())?;
-        Ok(WireSock { sock, gso: false })
+        Ok(WireSock {
+            sock,
+            gso: false,
+            read_lock: Default::default(),
+        })
     }
 
     pub(crate) fn fd(&self) -> RawFd {
