@@ -165,7 +165,7 @@ impl TxWorker {
                 })
                 .collect();
         }
-        let mut deadline = Instant::now() + spin::SPIN;
+        let mut deadline = Instant::now() + spin::spin_time();
         loop {
             if self.net.stop.load(Acquire) {
                 return false;
@@ -181,11 +181,11 @@ impl TxWorker {
             }
             let now = Instant::now();
             if got {
-                deadline = now + spin::SPIN;
+                deadline = now + spin::spin_time();
             } else if now >= deadline {
                 return false;
             }
-            std::thread::yield_now();
+            std::hint::spin_loop();
         }
     }
 }
