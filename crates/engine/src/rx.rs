@@ -114,9 +114,8 @@ impl RxWorker {
         matches!(self.recv_once(), Ok(true))
     }
 
-    /// Polls this socket and the TAP queues of the network the last batch was written into (for
-    /// the answers) until [`spin::spin_time`] passes without a packet; true when a datagram waits on
-    /// the socket.
+    /// Polls this socket and the TAP queue the last batch was written into (for the answers)
+    /// until [`spin::SPIN`] passes without a packet; true when a datagram waits on the socket.
     fn spin(&mut self) -> bool {
         let Some(vni) = self.gro.touched.take() else {
             return false;
@@ -138,8 +137,10 @@ impl RxWorker {
     }
 
     fn spin_on(&mut self, net: &Net, tx: &mut TxBufs) -> bool {
+        let q = self.queue % net.queues.len();
+        let send = net.send[q % net.send.len()].clone();
         let sock = self.sock.clone();
-        let mut deadline = Instant::now() + spin::spin_time();
+        let mut deadline = Instant::now() + spin::SPIN;
         loop {
             if self.shared.stop.load(Acquire) || net.stop.load(Acquire) {
                 return false;
@@ -158,22 +159,17 @@ impl RxWorker {
                     Err(_) => return true,
                 }
             }
-            // Every queue: the kernel steers an answer by a hash of its own (an ICMP echo reply's
-            // differs from its request's), not always to the queue written into.
             let mut got = false;
-            for q in 0..net.queues.len() {
-                if let Some(_g) = spin::try_hold(&net.tap_locks[q]) {
-                    let send = &net.send[q % net.send.len()];
-                    got |= matches!(tx.tap_once(net, q, send), Ok(true));
-                }
+            if let Some(_g) = spin::try_hold(&net.tap_locks[q]) {
+                got = matches!(tx.tap_once(net, q, &send), Ok(true));
             }
             let now = Instant::now();
             if got {
-                deadline = now + spin::spin_time();
+                deadline = now + spin::SPIN;
             } else if now >= deadline {
                 return false;
             }
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
     }
 

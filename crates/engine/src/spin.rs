@@ -8,9 +8,9 @@
 //!
 //! So, as fast userspace datapaths do, a worker that has just forwarded something does not go
 //! to sleep at once: for [`SPIN`] after its last packet it keeps polling, without blocking, its
-//! own descriptors the answer will come back on — a TAP worker the transport's receive
-//! sockets, a socket worker the TAP queues of the network it just wrote into (the kernel usually
-//! queues the container's answer before the write even returns). The answer is then forwarded by a
+//! own descriptor and the one the answer will come back on — a TAP worker the transport's
+//! receive sockets, a socket worker the TAP queue it just wrote into (the kernel usually puts the
+//! container's answer there before the write even returns). The answer is then forwarded by a
 //! thread that is already running, and a round trip costs the two wake-ups of the first packet
 //! on each host. Between polls the thread yields its core to any other runnable thread, and a
 //! worker that finds nothing for [`SPIN`] sleeps in `poll` as before: an idle engine burns
@@ -24,22 +24,9 @@
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
-/// How long a worker keeps polling after its last packet before it sleeps, by default (see
-/// [`spin_time`]).
+/// How long a worker keeps polling after its last packet before it sleeps: longer than a
+/// round trip between two hosts of a LAN through both engines, short enough to cost little.
 pub(crate) const SPIN: Duration = Duration::from_micros(200);
-
-/// How long a worker keeps polling after its last packet: [`SPIN`], or `WEFT_ENGINE_SPIN_US`
-/// microseconds from the environment (read once; 0 = look once, right after forwarding, and
-/// sleep: what suits a machine whose cores are all busy anyway).
-pub(crate) fn spin_time() -> Duration {
-    static T: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *T.get_or_init(|| {
-        std::env::var("WEFT_ENGINE_SPIN_US")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(SPIN, Duration::from_micros)
-    })
-}
 
 /// The lock guarding reads from one descriptor (a TAP queue or a socket).
 pub(crate) type ReadLock = Mutex<()>;

@@ -165,7 +165,7 @@ impl TxWorker {
                 })
                 .collect();
         }
-        let mut deadline = Instant::now() + spin::spin_time();
+        let mut deadline = Instant::now() + spin::SPIN;
         loop {
             if self.net.stop.load(Acquire) {
                 return false;
@@ -181,11 +181,11 @@ impl TxWorker {
             }
             let now = Instant::now();
             if got {
-                deadline = now + spin::spin_time();
+                deadline = now + spin::SPIN;
             } else if now >= deadline {
                 return false;
             }
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
     }
 }
