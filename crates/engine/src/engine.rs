@@ -253,7 +253,6 @@ impl Engine {
             .bound(kind)
             .as_ref()
             .ok_or_else(|| Error::Invalid("sockets not bound".into()))?;
-        let recv_socks = bound.socks.clone();
         let reply_sock = bound.socks[0].clone();
         let send_socks = bound.send_socks.clone();
         let (fwd, skipped) = Fwd::build(&net, self.cfg.underlay, self.port(kind));
@@ -296,10 +295,7 @@ impl Engine {
             vni: net.vni,
             tap: net.tap.clone(),
             secure: secure_cfg.map(|_| SecureNet::new()),
-            tap_locks: tap.queues.iter().map(|_| Default::default()).collect(),
             queues: tap.queues,
-            recv: recv_socks,
-            send: send_socks.clone(),
             vnet: offload,
             mtu: AtomicU32::new(net.mtu),
             fwd: RwLock::new(fwd),
@@ -315,7 +311,7 @@ impl Engine {
         let mut threads = Vec::with_capacity(queues);
         for q in 0..n.queues.len() {
             let sock = send_socks[q % send_socks.len()].clone();
-            let w = TxWorker::new(self.shared.clone(), n.clone(), q, sock);
+            let w = TxWorker::new(n.clone(), q, sock);
             match std::thread::Builder::new()
                 .name(format!("weft-tx{}-{q}", net.vni))
                 .spawn(move || w.run())

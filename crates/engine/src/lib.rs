@@ -102,7 +102,6 @@ mod rx;
 mod secure;
 mod segment;
 mod sock;
-mod spin;
 mod stats;
 mod sys;
 mod tap;

@@ -4,15 +4,13 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use socket2::SockAddr;
 
 use crate::config::{MacBytes, NetConfig};
 use crate::engine::Transport;
 use crate::secure::SecureNet;
-use crate::sock::WireSock;
-use crate::spin::ReadLock;
 use crate::stats::NetCounters;
 use crate::sys::EventFd;
 
@@ -96,12 +94,6 @@ pub(crate) struct Net {
     pub secure: Option<SecureNet>,
     /// One fd per TAP queue; the device lives as long as they are open.
     pub queues: Vec<OwnedFd>,
-    /// Per queue: held while reading from it and forwarding what was read (`spin`).
-    pub tap_locks: Vec<ReadLock>,
-    /// The transport's receive sockets, which a spinning TAP worker polls for answers.
-    pub recv: Vec<Arc<WireSock>>,
-    /// The sending socket of each TAP queue (index: queue, modulo the length).
-    pub send: Vec<Arc<WireSock>>,
     /// Frames on the TAP carry a virtio-net header.
     pub vnet: bool,
     pub mtu: AtomicU32,

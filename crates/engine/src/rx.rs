@@ -13,7 +13,6 @@ use std::io::{self, IoSlice};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
 
 use weft_wire::virtio::{self, VirtioNetHdr};
 use weft_wire::{checksum, eth, vxlan};
@@ -22,16 +21,12 @@ use crate::engine::{Shared, Transport};
 use crate::net::Net;
 use crate::pkt::{self, Csum, Ip, PROTO_TCP, PROTO_UDP};
 use crate::sock::{RecvBatch, WireSock};
-use crate::spin;
 use crate::stats::{add, inc};
 use crate::sys;
 use crate::tap::raw;
-use crate::tx::TxBufs;
 
 /// Messages per `recvmmsg`, and bytes per message (a whole GRO train fits).
 const BATCH: usize = 32;
-/// Messages per `recvmmsg` of a guest (a TAP worker that spins): answers, not bulk.
-const GUEST_BATCH: usize = 4;
 const SLOT: usize = 65536 + 512;
 /// Segments coalesced into one frame at most.
 const MAX_RUN: usize = 64;
@@ -48,8 +43,6 @@ pub(crate) struct RxWorker {
     out: Vec<u8>,
     /// Encrypted transport: held frames sealed once a session comes up.
     flush: Vec<u8>,
-    /// For the TAP queue polled while spinning (made at the first spin).
-    tx: Option<TxBufs>,
 }
 
 impl RxWorker {
@@ -59,117 +52,15 @@ impl RxWorker {
         queue: usize,
         kind: Transport,
     ) -> RxWorker {
-        RxWorker::with_batch(shared, sock, queue, kind, BATCH)
-    }
-
-    /// A receive worker that a spinning TAP worker runs (`try_once`) on its own thread.
-    pub(crate) fn guest(
-        shared: Arc<Shared>,
-        sock: Arc<WireSock>,
-        queue: usize,
-        kind: Transport,
-    ) -> RxWorker {
-        RxWorker::with_batch(shared, sock, queue, kind, GUEST_BATCH)
-    }
-
-    fn with_batch(
-        shared: Arc<Shared>,
-        sock: Arc<WireSock>,
-        queue: usize,
-        kind: Transport,
-        batch: usize,
-    ) -> RxWorker {
         RxWorker {
             shared,
             sock,
             kind,
             queue,
-            batch: RecvBatch::new(batch, SLOT),
+            batch: RecvBatch::new(BATCH, SLOT),
             gro: Gro::new(),
             out: Vec::new(),
             flush: Vec::new(),
-            tx: None,
-        }
-    }
-
-    /// One non-blocking receive, and what it got handled; whether there was anything. The
-    /// caller holds the socket's read lock.
-    fn recv_once(&mut self) -> io::Result<bool> {
-        self.batch.recv(self.sock.fd())?;
-        match self.kind {
-            Transport::Vxlan => self.process(),
-            Transport::Secure => self.process_secure(),
-            Transport::Gre => self.process_gre(),
-        }
-        Ok(true)
-    }
-
-    /// As the guest of a spinning TAP worker: one receive, unless another thread is reading
-    /// the socket; whether anything was handled.
-    pub(crate) fn try_once(&mut self) -> bool {
-        let sock = self.sock.clone();
-        let Some(_g) = spin::try_hold(&sock.read_lock) else {
-            return false;
-        };
-        matches!(self.recv_once(), Ok(true))
-    }
-
-    /// Polls this socket and the TAP queue the last batch was written into (for the answers)
-    /// until [`spin::SPIN`] passes without a packet; true when a datagram waits on the socket.
-    fn spin(&mut self) -> bool {
-        let Some(vni) = self.gro.touched.take() else {
-            return false;
-        };
-        let net = self
-            .shared
-            .nets
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&vni)
-            .cloned();
-        let Some(net) = net else {
-            return false;
-        };
-        let mut tx = self.tx.take().unwrap_or_else(TxBufs::new);
-        let found = self.spin_on(&net, &mut tx);
-        self.tx = Some(tx);
-        found
-    }
-
-    fn spin_on(&mut self, net: &Net, tx: &mut TxBufs) -> bool {
-        let q = self.queue % net.queues.len();
-        let send = net.send[q % net.send.len()].clone();
-        let sock = self.sock.clone();
-        let mut deadline = Instant::now() + spin::SPIN;
-        loop {
-            if self.shared.stop.load(Acquire) || net.stop.load(Acquire) {
-                return false;
-            }
-            if let Some(_g) = spin::try_hold(&sock.read_lock) {
-                match self.batch.recv(sock.fd()) {
-                    Ok(_) => {
-                        match self.kind {
-                            Transport::Vxlan => self.process(),
-                            Transport::Secure => self.process_secure(),
-                            Transport::Gre => self.process_gre(),
-                        }
-                        return true;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => return true,
-                }
-            }
-            let mut got = false;
-            if let Some(_g) = spin::try_hold(&net.tap_locks[q]) {
-                got = matches!(tx.tap_once(net, q, &send), Ok(true));
-            }
-            let now = Instant::now();
-            if got {
-                deadline = now + spin::SPIN;
-            } else if now >= deadline {
-                return false;
-            }
-            std::thread::yield_now();
         }
     }
 
@@ -179,17 +70,13 @@ impl RxWorker {
             if self.shared.stop.load(Acquire) {
                 return;
             }
-            let read = {
-                let sock = self.sock.clone();
-                let _g = spin::hold(&sock.read_lock);
-                self.recv_once()
-            };
-            match read {
-                Ok(_) => {}
+            match self.batch.recv(fd) {
+                Ok(_) => match self.kind {
+                    Transport::Vxlan => self.process(),
+                    Transport::Secure => self.process_secure(),
+                    Transport::Gre => self.process_gre(),
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.spin() {
-                        continue;
-                    }
                     if let Err(e) = sys::wait_readable(fd, &self.shared.wake, -1) {
                         tracing::warn!(error = %e, kind = ?self.kind, "poll on the socket failed");
                         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -352,8 +239,6 @@ struct Gro {
     /// The last (vni, source) checked against the network's peers and the answer, for this
     /// batch (a GRO train, and most batches, come from one sender).
     peer_cache: Option<(u32, IpAddr, bool)>,
-    /// The network a frame was last handed for, since the worker last looked (`spin`).
-    touched: Option<u32>,
 }
 
 impl Gro {
@@ -364,7 +249,6 @@ impl Gro {
             hdr: [0; virtio::HDR_LEN + 18 + 60 + 60],
             copy: Vec::new(),
             peer_cache: None,
-            touched: None,
         }
     }
 
@@ -397,7 +281,6 @@ impl Gro {
         mss_hint: usize,
         known: Option<Csum>,
     ) {
-        self.touched = Some(net.vni);
         let f = &buf[range.clone()];
         let c = &net.counters.rx;
         let Ok(e) = eth::parse(f) else {

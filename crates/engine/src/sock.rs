@@ -26,8 +26,6 @@ pub(crate) struct WireSock {
     sock: Socket,
     /// Whether UDP GSO may be used for sending.
     pub gso: bool,
-    /// Held while reading from the socket and handling what was read (`spin`).
-    pub read_lock: crate::spin::ReadLock,
 }
 
 impl WireSock {
@@ -92,11 +90,7 @@ impl WireSock {
             }
         }
         sock.bind(&addr.into())?;
-        Ok(WireSock {
-            sock,
-            gso: false,
-            read_lock: Default::default(),
-        })
+        Ok(WireSock { sock, gso: false })
     }
 
     pub(crate) fn fd(&self) -> RawFd {

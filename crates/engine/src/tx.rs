@@ -10,20 +10,16 @@ use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
 
 use socket2::SockAddr;
 use weft_wire::eth::{self, ETHERTYPE_ARP};
 use weft_wire::virtio::{self, Segmenter, VirtioNetHdr};
 use weft_wire::{arp, icmp, nd};
 
-use crate::engine::Shared;
 use crate::net::{Fwd, Net};
 use crate::pkt::{self, Ip};
-use crate::rx::RxWorker;
 use crate::segment::{Cut, FragCut, TcpCut, SLOT};
 use crate::sock::{WireSock, MAX_BATCH, MAX_GSO_SEGMENTS, MAX_UDP_PAYLOAD};
-use crate::spin;
 use crate::stats::{add, inc};
 use crate::sys;
 use crate::tap::raw;
@@ -32,55 +28,11 @@ use crate::tap::raw;
 const READ_BUF: usize = virtio::HDR_LEN + 65536 + 64;
 
 pub(crate) struct TxWorker {
-    shared: Arc<Shared>,
     net: Arc<Net>,
     queue: usize,
     sock: Arc<WireSock>,
-    bufs: TxBufs,
-    /// Receive workers of the transport's sockets, run by this thread while it spins (made at
-    /// the first spin).
-    guests: Vec<RxWorker>,
-}
-
-/// What forwarding frames read from a TAP queue needs: owned by the queue's worker, and by each
-/// socket worker for the queue it polls while spinning.
-pub(crate) struct TxBufs {
     buf: Vec<u8>,
     scratch: Scratch,
-}
-
-impl TxBufs {
-    pub(crate) fn new() -> TxBufs {
-        TxBufs {
-            buf: vec![0u8; READ_BUF],
-            scratch: Scratch {
-                hdrs: vec![0u8; MAX_GSO_SEGMENTS * SLOT],
-                reply: Vec::with_capacity(2048),
-                plain: Vec::new(),
-                sealed: vec![Vec::new(); MAX_GSO_SEGMENTS],
-                initiation: Vec::new(),
-            },
-        }
-    }
-
-    /// Reads one frame from `net`'s TAP queue `queue` without blocking and forwards it from
-    /// `sock`; whether there was one. The caller holds the queue's read lock.
-    pub(crate) fn tap_once(
-        &mut self,
-        net: &Net,
-        queue: usize,
-        sock: &WireSock,
-    ) -> io::Result<bool> {
-        let fd = raw(&net.queues[queue]);
-        match sys::read(fd, &mut self.buf) {
-            Ok(n) => {
-                Ctx { net, sock, fd }.frame(&mut self.buf[..n], &mut self.scratch);
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// Reused buffers: headers of the pieces of a cut frame, and replies written into the TAP;
@@ -94,19 +46,19 @@ struct Scratch {
 }
 
 impl TxWorker {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        net: Arc<Net>,
-        queue: usize,
-        sock: Arc<WireSock>,
-    ) -> TxWorker {
+    pub(crate) fn new(net: Arc<Net>, queue: usize, sock: Arc<WireSock>) -> TxWorker {
         TxWorker {
-            shared,
             net,
             queue,
             sock,
-            bufs: TxBufs::new(),
-            guests: Vec::new(),
+            buf: vec![0u8; READ_BUF],
+            scratch: Scratch {
+                hdrs: vec![0u8; MAX_GSO_SEGMENTS * SLOT],
+                reply: Vec::with_capacity(2048),
+                plain: Vec::new(),
+                sealed: vec![Vec::new(); MAX_GSO_SEGMENTS],
+                initiation: Vec::new(),
+            },
         }
     }
 
@@ -117,16 +69,17 @@ impl TxWorker {
             if self.net.stop.load(Acquire) {
                 return;
             }
-            let read = {
-                let _g = spin::hold(&self.net.tap_locks[self.queue]);
-                self.bufs.tap_once(&self.net, self.queue, &self.sock)
-            };
-            match read {
-                Ok(true) => errors = 0,
-                Ok(false) => {
-                    if self.spin() {
-                        continue;
-                    }
+            match sys::read(fd, &mut self.buf) {
+                Ok(n) => {
+                    errors = 0;
+                    let ctx = Ctx {
+                        net: &self.net,
+                        sock: &self.sock,
+                        fd,
+                    };
+                    ctx.frame(&mut self.buf[..n], &mut self.scratch);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = sys::wait_readable(fd, &self.net.wake, -1) {
                         tracing::warn!(net = %self.net.label(), error = %e, "poll on tap failed");
                         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -142,50 +95,6 @@ impl TxWorker {
                     let _ = sys::wait_readable(fd, &self.net.wake, 100);
                 }
             }
-        }
-    }
-}
-
-impl TxWorker {
-    /// Polls this TAP queue and the transport's receive sockets (for the answers) until
-    /// [`spin::SPIN`] passes without a packet; true when a frame waits in the queue.
-    fn spin(&mut self) -> bool {
-        if self.guests.is_empty() {
-            self.guests = self
-                .net
-                .recv
-                .iter()
-                .map(|s| {
-                    RxWorker::guest(
-                        self.shared.clone(),
-                        s.clone(),
-                        self.queue,
-                        self.net.transport,
-                    )
-                })
-                .collect();
-        }
-        let mut deadline = Instant::now() + spin::SPIN;
-        loop {
-            if self.net.stop.load(Acquire) {
-                return false;
-            }
-            if let Some(_g) = spin::try_hold(&self.net.tap_locks[self.queue]) {
-                if let Ok(true) = self.bufs.tap_once(&self.net, self.queue, &self.sock) {
-                    return true;
-                }
-            }
-            let mut got = false;
-            for g in &mut self.guests {
-                got |= g.try_once();
-            }
-            let now = Instant::now();
-            if got {
-                deadline = now + spin::SPIN;
-            } else if now >= deadline {
-                return false;
-            }
-            std::thread::yield_now();
         }
     }
 }
