@@ -43,11 +43,12 @@ async fn engines_carry_gre() {
     let rev = iperf3(c1, c2, v4(2), 2, true);
     eprintln!("iperf3 over GRE c1->c2 {fwd:.2} Gbit/s, c2->c1 {rev:.2} Gbit/s");
     assert!(fwd > 0.05 && rev > 0.05, "TCP barely moves");
-    // UDP crosses (its loss at iperf3's fixed rate depends on how busy the machine is: reported,
-    // not asserted; raw sockets have no GRO, so a debug build drops more than over VXLAN).
     let (mbps, lost) = iperf3_udp(c1, c2, v4(2), 1400, false);
     eprintln!("iperf3 UDP over GRE: {mbps:.0} Mbit/s, {lost:.1} % lost");
-    assert!(mbps > 10.0, "UDP: {mbps} Mbit/s, {lost} % lost");
+    assert!(
+        mbps > 10.0 && lost < 10.0,
+        "UDP: {mbps} Mbit/s, {lost} % lost"
+    );
     let s = lab.engine(0).stats();
     let n = s.network(VNI).unwrap();
     assert!(n.tx.packets > 1000 && n.rx.packets > 1000, "{s:?}");
