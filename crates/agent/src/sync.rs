@@ -189,6 +189,7 @@ impl Syncer {
                         && a.encrypted == d.encrypted
                         && a.psk_fingerprint == d.psk_fingerprint
                         && a.peer_keys == d.peer_keys
+                        && a.peer_ports == d.peer_ports
                 });
             let res = if incremental {
                 let a = &self.applied[name];

@@ -239,6 +239,7 @@ fn gre_interoperates_with_open_vswitch() {
             name: "ovs1".into(),
             underlay: side.underlay.into(),
             vxlan_port: 4789,
+            secure_port: None,
             public_key: None,
             capabilities: vec![CAP_GRE.into()],
             agent_version: "Open vSwitch".into(),

@@ -47,6 +47,8 @@ pub struct UserspaceDatapath {
     nl: Netlink,
     psk: PskLoader,
     plain: bool,
+    /// This host's secure port (the engine's default for peers that name none).
+    secure_port: u16,
     /// What the engine was last given, per VNI: `sync` reports its difference to the new state.
     given: Mutex<BTreeMap<u32, NetDesired>>,
 }
@@ -68,6 +70,7 @@ impl UserspaceDatapath {
             nl: Netlink::open()?,
             psk: o.psk,
             plain: o.plain,
+            secure_port: o.secure_port,
             given: Mutex::new(BTreeMap::new()),
         })
     }
@@ -101,7 +104,14 @@ impl UserspaceDatapath {
                 tracing::warn!(network = %net.network, peers = ?keyless,
                     "peers without a public key in their host record; frames to them are dropped");
             }
-            Encap::Encrypted(Secure { psk, peers })
+            // A peer whose record names its own secure port gets its messages there.
+            let ports = net
+                .peer_ports
+                .iter()
+                .filter(|(_, p)| **p != self.secure_port)
+                .map(|(a, p)| (*a, *p))
+                .collect();
+            Encap::Encrypted(Secure { psk, peers, ports })
         } else if net.encap == weft_model::Encap::Gre {
             // GRE needs no UDP port: every host's engine carries it, whatever else it does.
             Encap::Gre

@@ -1,6 +1,7 @@
 //! What the caller hands the engine: the engine's own settings and, per network, its TAP device
 //! and forwarding entries.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use weft_secure::{KeyPair, Limits, PresharedKey, PublicKey, Suite};
@@ -104,11 +105,16 @@ pub struct Secure {
     pub psk: PresharedKey,
     /// Each peer host's underlay address and static public key.
     pub peers: Vec<(IpAddr, PublicKey)>,
+    /// The secure port of each peer whose port is not this engine's own
+    /// ([`EngineConfig::secure_port`]): its messages go there.
+    pub ports: BTreeMap<IpAddr, u16>,
 }
 
 impl PartialEq for Secure {
     fn eq(&self, other: &Self) -> bool {
-        self.psk.as_bytes() == other.psk.as_bytes() && self.peers == other.peers
+        self.psk.as_bytes() == other.psk.as_bytes()
+            && self.peers == other.peers
+            && self.ports == other.ports
     }
 }
 

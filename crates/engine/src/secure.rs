@@ -208,8 +208,12 @@ impl SecureShared {
                 ));
                 continue;
             }
+            let dst = SockAddr::from(SocketAddr::new(
+                *addr,
+                cfg.ports.get(addr).copied().unwrap_or(self.port),
+            ));
             if let Some(p) = peers.get(addr) {
-                if same_psk && p.lock().peer.remote_key() == key {
+                if same_psk && p.dst == dst && p.lock().peer.remote_key() == key {
                     next.insert(*addr, p.clone());
                     continue;
                 }
@@ -231,7 +235,7 @@ impl SecureShared {
             let p = Arc::new(SecurePeer {
                 vni,
                 addr: *addr,
-                dst: SockAddr::from(SocketAddr::new(*addr, self.port)),
+                dst,
                 slot,
                 link: Mutex::new(Link {
                     peer,
@@ -378,6 +382,7 @@ mod tests {
                 .iter()
                 .map(|(a, k)| (a.parse().unwrap(), *pair(*k).public()))
                 .collect(),
+            ports: Default::default(),
         }
     }
 
@@ -449,6 +454,28 @@ mod tests {
         );
         let fourth = ids(&net);
         assert!(fourth.iter().zip(&third).all(|(a, b)| a.1 != b.1));
+
+        // A peer that names its own secure port gets its messages there; a changed port remakes
+        // that peer only.
+        let dst = |net: &SecureNet, a: &str| {
+            let a: IpAddr = a.parse().unwrap();
+            net.peers.read().unwrap()[&a]
+                .dst
+                .as_socket()
+                .unwrap()
+                .port()
+        };
+        assert_eq!(dst(&net, "192.0.2.2"), 51820);
+        let mut c = cfg(8, &[("192.0.2.2", 5), ("192.0.2.4", 4)]);
+        c.ports.insert("192.0.2.2".parse().unwrap(), 51999);
+        sec.update(7, &net, &c, me, None);
+        let fifth = ids(&net);
+        assert_eq!(
+            (dst(&net, "192.0.2.2"), dst(&net, "192.0.2.4")),
+            (51999, 51820)
+        );
+        assert_ne!(fifth[0].1, fourth[0].1);
+        assert_eq!(fifth[1], fourth[1]);
 
         // Another address family, or our own public key, are left out with a warning.
         let w = sec.update(

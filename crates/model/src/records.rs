@@ -127,6 +127,10 @@ pub struct Host {
     pub name: String,
     pub underlay: IpAddr,
     pub vxlan_port: u16,
+    /// UDP port of this host's encrypted transport; `None` (records of older agents): the
+    /// default, 51820.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
     /// Datapaths this host can run, e.g. `kernel-vxlan`.

@@ -43,6 +43,9 @@ pub struct NetDesired {
     /// The static public key (base64) of each peer host, by underlay address: encrypted networks
     /// admit exactly these.
     pub peer_keys: BTreeMap<IpAddr, String>,
+    /// The encrypted transport's port of each peer host that advertises one, by underlay
+    /// address (others use the default).
+    pub peer_ports: BTreeMap<IpAddr, u16>,
 }
 
 /// For `local`, one entry per network that has at least one endpoint on it. Remote endpoints whose
@@ -92,6 +95,9 @@ pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired
             if let Some(k) = &host.public_key {
                 d.peer_keys.insert(host.underlay, k.clone());
             }
+            if let Some(p) = host.secure_port {
+                d.peer_ports.insert(host.underlay, p);
+            }
             d.neigh.insert(NeighEntry {
                 ip: IpAddr::V4(ep.ipv4.addr()),
                 mac: ep.mac,
@@ -120,6 +126,7 @@ pub(crate) mod tests {
             name: id.into(),
             underlay: ip.parse().unwrap(),
             vxlan_port: 4789,
+            secure_port: None,
             public_key: None,
             capabilities: vec![
                 weft_model::CAP_KERNEL_VXLAN.into(),
@@ -231,6 +238,7 @@ pub(crate) mod tests {
         let mut s = cluster();
         let mut h2 = host("h2", "192.0.2.2");
         h2.public_key = Some("k2".into());
+        h2.secure_port = Some(51999);
         s.apply(&keys::host("h2"), Some(&h2.encode())).unwrap();
         let mut me = host("h1", "192.0.2.1");
         me.capabilities.push(weft_model::CAP_ENCRYPT.into());
@@ -250,6 +258,13 @@ pub(crate) mod tests {
             .map(|(a, k)| (a.to_string(), k.clone()))
             .collect();
         assert_eq!(keys, vec![("192.0.2.2".to_string(), "k2".to_string())]);
+        // h2 names its secure port; h3's record (an older agent's) names none: the default.
+        let ports: Vec<(String, u16)> = d
+            .peer_ports
+            .iter()
+            .map(|(a, p)| (a.to_string(), *p))
+            .collect();
+        assert_eq!(ports, vec![("192.0.2.2".to_string(), 51999)]);
     }
 
     #[test]

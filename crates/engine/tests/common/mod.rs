@@ -106,6 +106,7 @@ pub fn secure_config(i: u8) -> NetConfig {
         encap: Encap::Encrypted(Secure {
             psk: psk(),
             peers: vec![(underlay(j), *keys(j).public())],
+            ports: Default::default(),
         }),
         ..net_config(i)
     }
