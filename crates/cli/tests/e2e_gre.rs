@@ -258,6 +258,8 @@ fn gre_interoperates_with_open_vswitch() {
             ipv6: None,
             names: vec!["oc1".into()],
             labels: Default::default(),
+            kind: Default::default(),
+            publish: Vec::new(),
         };
         let alloc = Allocation {
             schema: SCHEMA_VERSION,
