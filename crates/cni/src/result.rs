@@ -199,22 +199,19 @@ mod tests {
     use std::collections::BTreeMap;
     use weft_model::{Mac, SCHEMA_VERSION};
 
+    /// A network record as the store holds it (optional fields at their defaults).
     fn net() -> Network {
-        Network {
-            schema: SCHEMA_VERSION,
-            name: "prod".into(),
-            vni: 7,
-            subnet4: "10.9.0.0/24".parse().unwrap(),
-            subnet6: Some("fd00:9::/64".parse().unwrap()),
-            gateway4: "10.9.0.1".parse().unwrap(),
-            gateway6: Some("fd00:9::1".parse().unwrap()),
-            mtu: 1450,
-            encrypted: false,
-            psk_fingerprint: None,
-            datapath: Default::default(),
-            egress: true,
-            labels: BTreeMap::new(),
-        }
+        serde_json::from_value(serde_json::json!({
+            "schema": weft_model::SCHEMA_VERSION,
+            "name": "prod",
+            "vni": 7,
+            "subnet4": "10.9.0.0/24",
+            "subnet6": "fd00:9::/64",
+            "gateway4": "10.9.0.1",
+            "gateway6": "fd00:9::1",
+            "mtu": 1450,
+        }))
+        .unwrap()
     }
 
     fn ep() -> Endpoint {

@@ -7,7 +7,6 @@ pub mod deps;
 pub mod handwired;
 pub mod icmp;
 pub mod iperf;
-pub mod ovs;
 pub mod ping;
 pub mod report;
 pub mod sh;
