@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod cmd;
+pub mod docker;
 pub mod etcd;
 pub mod netns;
 pub mod process;
@@ -55,6 +56,8 @@ pub enum LabCommand {
     Demo(cmd::demo::Args),
     /// Stop, crash or start a host's agent (to test restarts and host death).
     Agent(cmd::agent::Args),
+    /// A real Docker engine on a host, using that host's agent as its `weft` network and IPAM driver.
+    Docker(cmd::docker::Args),
     /// Stop, crash or start a member of the lab's etcd cluster.
     Etcd(cmd::etcd::Args),
     /// The benchmark: throughput against baselines, convergence and withdrawal, on each store.
@@ -76,6 +79,7 @@ pub async fn run_code(cmd: LabCommand) -> anyhow::Result<i32> {
         LabCommand::Ls(a) => cmd::ls::run(a).await.map(|_| 0),
         LabCommand::Demo(a) => cmd::demo::run(a).await.map(|_| 0),
         LabCommand::Agent(a) => cmd::agent::run(a).await.map(|_| 0),
+        LabCommand::Docker(a) => cmd::docker::run(a).await,
         LabCommand::Etcd(a) => cmd::etcd::run(a).await.map(|_| 0),
         LabCommand::Bench(a) => cmd::bench::run(a).await.map(|_| 0),
         LabCommand::BenchDatapaths(a) => cmd::bench_datapaths::run(a).await.map(|_| 0),

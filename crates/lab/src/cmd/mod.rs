@@ -4,6 +4,7 @@ pub mod agent;
 pub mod bench;
 pub mod bench_datapaths;
 pub mod demo;
+pub mod docker;
 pub mod down;
 pub mod etcd;
 pub mod exec;
