@@ -34,6 +34,11 @@ pub enum Command {
     Endpoints(cmd::endpoints::Args),
     /// Show hosts and their lease state, networks and endpoint counts.
     Status(cmd::status::Args),
+    /// Set up a container runtime to use weft's networks.
+    Install {
+        #[command(subcommand)]
+        runtime: cmd::install::InstallCmd,
+    },
     /// Simulated hosts and containers as network namespaces on this machine: demo, test and benchmark bed.
     Lab {
         #[command(subcommand)]

@@ -27,7 +27,17 @@ fn create(lab: &Lab, host: &str, name: &str, subnets: &[&str]) -> std::process::
 fn run(lab: &Lab, host: &str, name: &str) {
     lab.docker_ok(
         host,
-        &["run", "-d", "--name", name, "--network", NET, "weft-busybox", "sleep", "3600"],
+        &[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            NET,
+            "weft-busybox",
+            "sleep",
+            "3600",
+        ],
     );
 }
 
@@ -75,6 +85,19 @@ fn docker_containers_across_hosts() {
         0o600
     );
 
+    // `weft install docker` points Docker at a socket off the default path and finds it served.
+    let spec_dir = format!("/run/weft/lab/{}/spec", lab.prefix);
+    let sock = lab.plugin_socket("h1");
+    let o = weft(&["install", "docker", "--socket", &sock, "--spec-dir", &spec_dir, "--json"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["implements"], serde_json::json!(["NetworkDriver", "IpamDriver"]));
+    let spec = std::fs::read_to_string(format!("{spec_dir}/weft.spec")).unwrap();
+    assert_eq!(spec, format!("unix://{sock}\n"));
+    let o = weft(&["install", "docker", "--socket", &sock, "--spec-dir", &spec_dir, "--remove"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    assert!(!std::path::Path::new(&format!("{spec_dir}/weft.spec")).exists());
+
     // The same command on both hosts: one weft network.
     for h in ["h1", "h2"] {
         let o = create(&lab, h, NET, &[V4, V6]);
@@ -82,7 +105,9 @@ fn docker_containers_across_hosts() {
     }
     assert!(
         eventually(Duration::from_secs(10), || {
-            lab.weft_on("h1", &["network", "inspect", NET]).status.success()
+            lab.weft_on("h1", &["network", "inspect", NET])
+                .status
+                .success()
         }),
         "docker network create made no weft network"
     );
@@ -115,7 +140,10 @@ fn docker_containers_across_hosts() {
     assert_eq!(e1["mac"], m1.as_str());
     assert_eq!(e1["ipv6"], format!("{b1}/64").as_str());
     assert!(
-        e1["container"].as_str().unwrap().contains("/docker/h1/exec/netns/"),
+        e1["container"]
+            .as_str()
+            .unwrap()
+            .contains("/docker/h1/exec/netns/"),
         "{e1}"
     );
 
@@ -132,14 +160,20 @@ fn docker_containers_across_hosts() {
     // Plugin calls gone wrong answer a JSON Err and change nothing.
     let (st, v) = lab.plugin_call("h1", "/NetworkDriver.Join", "{not json");
     assert_eq!(st, 400);
-    assert!(v["Err"].as_str().unwrap().starts_with("bad request body"), "{v}");
+    assert!(
+        v["Err"].as_str().unwrap().starts_with("bad request body"),
+        "{v}"
+    );
     let (st, v) = lab.plugin_call(
         "h1",
         "/NetworkDriver.Join",
         r#"{"NetworkID":"n","EndpointID":"00000000000000000000000000000000000000000000000000000000000000aa","SandboxKey":"/x"}"#,
     );
     assert_eq!(st, 500);
-    assert!(v["Err"].as_str().unwrap().contains("unknown endpoint"), "{v}");
+    assert!(
+        v["Err"].as_str().unwrap().contains("unknown endpoint"),
+        "{v}"
+    );
     let (st, v) = lab.plugin_call(
         "h1",
         "/IpamDriver.RequestAddress",
@@ -149,14 +183,23 @@ fn docker_containers_across_hosts() {
     assert!(v["Err"].as_str().unwrap().contains("10.250.0.0/24"), "{v}");
     let (st, v) = lab.plugin_call("h1", "/NetworkDriver.Frobnicate", "{}");
     assert_eq!(st, 404);
-    assert!(v["Err"].as_str().unwrap().contains("not implemented"), "{v}");
+    assert!(
+        v["Err"].as_str().unwrap().contains("not implemented"),
+        "{v}"
+    );
     let (st, v) = lab.plugin_call("h1", "/NetworkDriver.DiscoverNew", r#"{"DiscoveryType":1}"#);
     assert_eq!((st, v), (200, serde_json::json!({})));
-    assert_eq!(lab.inspect(NET)["allocations"].as_object().unwrap().len(), 6);
+    assert_eq!(
+        lab.inspect(NET)["allocations"].as_object().unwrap().len(),
+        6
+    );
 
     // A subnet overlapping another weft network is refused when the network is created; a
     // Docker network contradicting the weft network of its name is refused at its first container.
-    lab.ok_on("h1", &["network", "create", "clash", "--subnet", "10.72.0.0/24"]);
+    lab.ok_on(
+        "h1",
+        &["network", "create", "clash", "--subnet", "10.72.0.0/24"],
+    );
     let o = create(&lab, "h2", "overlap", &["10.72.0.0/25"]);
     assert!(!o.status.success());
     assert!(
@@ -168,11 +211,22 @@ fn docker_containers_across_hosts() {
     assert!(o.status.success(), "{}", out_text(&o));
     let o = lab.docker(
         "h2",
-        &["run", "-d", "--name", "cx", "--network", "clash", "weft-busybox", "sleep", "1"],
+        &[
+            "run",
+            "-d",
+            "--name",
+            "cx",
+            "--network",
+            "clash",
+            "weft-busybox",
+            "sleep",
+            "1",
+        ],
     );
     assert!(!o.status.success());
     assert!(
-        out_text(&o).contains("has subnet 10.73.0.0/24 but weft network \"clash\" has 10.72.0.0/24"),
+        out_text(&o)
+            .contains("has subnet 10.73.0.0/24 but weft network \"clash\" has 10.72.0.0/24"),
         "{}",
         out_text(&o)
     );
@@ -212,7 +266,9 @@ fn docker_containers_across_hosts() {
     lab.docker_ok("h2", &["rm", "-f", "c4"]);
     lab.docker_ok("h2", &["network", "rm", NET]);
     assert!(eventually(Duration::from_secs(10), || {
-        !lab.weft_on("h1", &["network", "inspect", NET]).status.success()
+        !lab.weft_on("h1", &["network", "inspect", NET])
+            .status
+            .success()
     }));
     for h in ["h1", "h2"] {
         assert!(

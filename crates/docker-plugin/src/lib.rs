@@ -10,6 +10,7 @@
 pub mod cleanup;
 pub mod docker_api;
 pub mod firewall;
+pub mod http_client;
 pub mod plugin;
 pub mod pools;
 pub mod protocol;
@@ -75,4 +76,16 @@ pub async fn start(store: Arc<dyn Store>, cfg: Config) -> Result<tokio::task::Jo
             _ = sweep => {}
         }
     }))
+}
+
+/// Asks a plugin socket what it implements (Docker's first call), as Docker would.
+pub async fn probe(socket: &std::path::Path) -> Result<Vec<String>> {
+    let body = http_client::request(socket, "POST", "/Plugin.Activate", b"{}").await?;
+    #[derive(serde::Deserialize)]
+    struct Activated {
+        #[serde(rename = "Implements")]
+        implements: Vec<String>,
+    }
+    let a: Activated = serde_json::from_slice(&body)?;
+    Ok(a.implements)
 }

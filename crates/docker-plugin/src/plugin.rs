@@ -256,7 +256,9 @@ impl Plugin {
             return Ok(json!({}));
         }
         match networks::remove(self.store.as_ref(), &name, false).await {
-            Ok(_) => tracing::info!(network = %name, "weft network removed with the last Docker network of it"),
+            Ok(_) => {
+                tracing::info!(network = %name, "weft network removed with the last Docker network of it")
+            }
             Err(e) => tracing::info!(network = %name, "weft network kept: {e:#}"),
         }
         Ok(json!({}))
@@ -462,7 +464,7 @@ impl Plugin {
         let holder = self.weft_network_with(pool).await?;
         let docker = match docker_api::list_networks(&self.docker_api).await {
             Ok(nets) => pools::network_of_pool(&nets, pool)
-                .map(Clone::clone)
+                .cloned()
                 .map_err(|e| anyhow!(e)),
             Err(e) => Err(e.context(
                 "reading Docker's networks (Docker never tells a plugin a network's name; set the agent's --docker-api)",

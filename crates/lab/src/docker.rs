@@ -111,9 +111,13 @@ pub async fn start(lab: &Lab, h: &HostEntry) -> Result<i32> {
                 process::log_tail(&log_file(lab, &h.name), 3)
             );
         }
-        if docker(lab, &h.name, &["version", "--format", "{{.Server.Version}}"])
-            .await
-            .is_ok()
+        if docker(
+            lab,
+            &h.name,
+            &["version", "--format", "{{.Server.Version}}"],
+        )
+        .await
+        .is_ok()
         {
             break;
         }
@@ -155,7 +159,10 @@ pub async fn stop(lab: &Lab, host: &str) -> Result<()> {
     }
     let _ = std::fs::remove_file(pid_file(lab, host));
     let dir = lab.docker_dir(host);
-    let data: Vec<PathBuf> = ["data", "exec", "rootfs"].iter().map(|d| dir.join(d)).collect();
+    let data: Vec<PathBuf> = ["data", "exec", "rootfs"]
+        .iter()
+        .map(|d| dir.join(d))
+        .collect();
     for d in data {
         match std::fs::remove_dir_all(&d) {
             Ok(()) => {}
@@ -168,7 +175,10 @@ pub async fn stop(lab: &Lab, host: &str) -> Result<()> {
 
 /// Imports the lab image unless the engine has it.
 async fn import_image(lab: &Lab, host: &str) -> Result<()> {
-    if docker(lab, host, &["image", "inspect", IMAGE]).await.is_ok() {
+    if docker(lab, host, &["image", "inspect", IMAGE])
+        .await
+        .is_ok()
+    {
         return Ok(());
     }
     let rootfs = lab.docker_dir(host).join("rootfs");

@@ -4,6 +4,8 @@ pub mod agent;
 pub mod attach;
 pub mod detach;
 pub mod endpoints;
+pub mod install;
+pub mod install_docker;
 pub mod network;
 pub mod status;
 
@@ -21,6 +23,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Detach(a) => detach::run(&store, a).await,
         Command::Endpoints(a) => endpoints::run(&store, a).await,
         Command::Status(a) => status::run(&store, a).await,
+        Command::Install { runtime } => install::run(runtime).await,
         Command::Lab { command } => {
             require_root("weft lab")?;
             weft_lab::run_code(command).await

@@ -23,12 +23,21 @@ impl Lab {
 
     pub fn docker_ok(&self, host: &str, args: &[&str]) -> String {
         let o = self.docker(host, args);
-        assert!(o.status.success(), "docker {args:?} on {host}:\n{}", out_text(&o));
+        assert!(
+            o.status.success(),
+            "docker {args:?} on {host}:\n{}",
+            out_text(&o)
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
     /// A container's addresses on a Docker network: (IPv4, IPv6, MAC).
-    pub fn docker_addrs(&self, host: &str, container: &str, network: &str) -> (String, String, String) {
+    pub fn docker_addrs(
+        &self,
+        host: &str,
+        container: &str,
+        network: &str,
+    ) -> (String, String, String) {
         let f = format!(
             "{{{{with index .NetworkSettings.Networks \"{network}\"}}}}{{{{.IPAddress}}}} {{{{.GlobalIPv6Address}}}} {{{{.MacAddress}}}}{{{{end}}}}"
         );
@@ -39,7 +48,10 @@ impl Lab {
     }
 
     pub fn plugin_socket(&self, host: &str) -> String {
-        format!("/run/weft/lab/{}/docker/{host}/plugins/weft.sock", self.prefix)
+        format!(
+            "/run/weft/lab/{}/docker/{host}/plugins/weft.sock",
+            self.prefix
+        )
     }
 
     /// POSTs `body` to `path` on a host's plugin socket; returns the status and the JSON answer.
