@@ -88,13 +88,32 @@ fn docker_containers_across_hosts() {
     // `weft install docker` points Docker at a socket off the default path and finds it served.
     let spec_dir = format!("/run/weft/lab/{}/spec", lab.prefix);
     let sock = lab.plugin_socket("h1");
-    let o = weft(&["install", "docker", "--socket", &sock, "--spec-dir", &spec_dir, "--json"]);
+    let o = weft(&[
+        "install",
+        "docker",
+        "--socket",
+        &sock,
+        "--spec-dir",
+        &spec_dir,
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", out_text(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["implements"], serde_json::json!(["NetworkDriver", "IpamDriver"]));
+    assert_eq!(
+        r["implements"],
+        serde_json::json!(["NetworkDriver", "IpamDriver"])
+    );
     let spec = std::fs::read_to_string(format!("{spec_dir}/weft.spec")).unwrap();
     assert_eq!(spec, format!("unix://{sock}\n"));
-    let o = weft(&["install", "docker", "--socket", &sock, "--spec-dir", &spec_dir, "--remove"]);
+    let o = weft(&[
+        "install",
+        "docker",
+        "--socket",
+        &sock,
+        "--spec-dir",
+        &spec_dir,
+        "--remove",
+    ]);
     assert!(o.status.success(), "{}", out_text(&o));
     assert!(!std::path::Path::new(&format!("{spec_dir}/weft.spec")).exists());
 

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod bench;
 pub mod bench_datapaths;
+pub mod bench_docker;
 pub mod demo;
 pub mod docker;
 pub mod down;
