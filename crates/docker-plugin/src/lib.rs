@@ -43,11 +43,7 @@ pub struct Config {
 
 /// Sweeps stale endpoints, binds the socket and serves it (with a periodic sweep) until dropped.
 pub async fn start(store: Arc<dyn Store>, cfg: Config) -> Result<tokio::task::JoinHandle<()>> {
-    let plugin = Arc::new(Plugin {
-        store,
-        host: cfg.host.clone(),
-        docker_api: cfg.docker_api.clone(),
-    });
+    let plugin = Arc::new(Plugin::new(store, cfg.host.clone(), cfg.docker_api.clone()));
     match plugin.sweep(true).await {
         Ok(0) => {}
         Ok(n) => tracing::info!("removed {n} stale Docker endpoint(s)"),
@@ -62,6 +58,7 @@ pub async fn start(store: Arc<dyn Store>, cfg: Config) -> Result<tokio::task::Jo
             t.tick().await;
             loop {
                 t.tick().await;
+                sweeper.recheck_firewall();
                 if let Err(e) = sweeper.sweep(false).await {
                     tracing::warn!("sweeping stale Docker endpoints: {e:#}");
                 }

@@ -2,10 +2,11 @@
 //! their subnet, endpoints are found by their Docker id in the store, so that either side may
 //! restart at any point.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Result};
 use ipnet::IpNet;
@@ -35,6 +36,12 @@ pub struct Plugin {
     pub host: String,
     /// Docker's API socket, to learn a network's name.
     pub docker_api: PathBuf,
+    /// Pools already mapped: subnet → (weft network, Docker network id). Spares asking Docker on
+    /// every address; forgotten when that Docker network is deleted (a pool belongs to one Docker
+    /// network at a time on a host).
+    mapped: Mutex<HashMap<IpNet, (String, String)>>,
+    /// Whether the firewall rule was seen in place since the last sweep.
+    firewall_ok: AtomicBool,
 }
 
 /// A call's failure: a bad request (400) or a failed operation (500); both answer `{"Err": …}`.
@@ -58,6 +65,21 @@ fn bad(e: String) -> Failure {
 }
 
 impl Plugin {
+    pub fn new(store: Arc<dyn Store>, host: String, docker_api: PathBuf) -> Plugin {
+        Plugin {
+            store,
+            host,
+            docker_api,
+            mapped: Mutex::new(HashMap::new()),
+            firewall_ok: AtomicBool::new(false),
+        }
+    }
+
+    /// Makes the next Join check the firewall rule again (someone may have flushed it).
+    pub fn recheck_firewall(&self) {
+        self.firewall_ok.store(false, Ordering::Relaxed);
+    }
+
     pub async fn call(&self, m: Method, body: &[u8]) -> Result<Value, Failure> {
         match m {
             Method::Activate => Ok(json!({"Implements": ["NetworkDriver", "IpamDriver"]})),
@@ -207,16 +229,13 @@ impl Plugin {
         // Docker stores the network (and so its name) only once this call returns: the weft
         // network is made or joined when Docker asks for its first address, or by this
         // background look-up, whichever comes first.
-        let store = self.store.clone();
-        let host = self.host.clone();
-        let api = self.docker_api.clone();
+        let me = Plugin::new(
+            self.store.clone(),
+            self.host.clone(),
+            self.docker_api.clone(),
+        );
         let pool = pools_v[0];
         tokio::spawn(async move {
-            let me = Plugin {
-                store,
-                host,
-                docker_api: api,
-            };
             let mut last = None;
             for _ in 0..50 {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -239,6 +258,10 @@ impl Plugin {
     /// that Docker made removes it from weft (one with endpoints, or made by `weft network
     /// create`, stays).
     async fn delete_network(&self, r: p::NetworkRef) -> Result<Value, Failure> {
+        self.mapped
+            .lock()
+            .expect("not poisoned")
+            .retain(|_, (_, id)| *id != r.network_id);
         let key = keys::docker_network(&self.host, &r.network_id);
         let Some(kv) = self.store.get(&key).await? else {
             return Ok(json!({}));
@@ -392,7 +415,10 @@ impl Plugin {
         nl.delete_link(&ep.host_ifname).await?;
         let peer = names::veth_peer(&ep.id);
         let plugged = async {
-            crate::firewall::allow_bridged().await?;
+            if !self.firewall_ok.load(Ordering::Relaxed) {
+                crate::firewall::allow_bridged().await?;
+                self.firewall_ok.store(true, Ordering::Relaxed);
+            }
             attach::plug_host_side(self.store.as_ref(), &nl, &host, &net, &ep, &peer).await?;
             nl.set_mac(&peer, MacAddr(ep.mac.0)).await?;
             // Recorded once the veth exists, so the stale-endpoint sweep never takes a joining
@@ -445,8 +471,25 @@ impl Plugin {
     /// The weft network behind a pool: Docker's network of that pool, by name, created in weft
     /// if absent (with the Docker network's subnets) or joined if its subnets agree.
     pub async fn network_of_pool(&self, pool: IpNet) -> Result<Network> {
+        let cached = self
+            .mapped
+            .lock()
+            .expect("not poisoned")
+            .get(&pool)
+            .cloned();
+        if let Some((name, _)) = cached {
+            if let Some(n) = self.weft_network_with(pool).await? {
+                if n.name == name {
+                    return Ok(n);
+                }
+            }
+        }
         let (net, docker_id) = self.resolve_pool(pool).await?;
         if let Some(id) = docker_id {
+            self.mapped
+                .lock()
+                .expect("not poisoned")
+                .insert(pool, (net.name.clone(), id.clone()));
             let (_, lease) = hosts::registered(self.store.as_ref(), &self.host).await?;
             self.store
                 .put(

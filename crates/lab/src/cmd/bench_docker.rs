@@ -142,35 +142,7 @@ async fn measure(lab: &Lab, args: &Args, p: &Progress) -> Result<Measured> {
         ],
     )
     .await?;
-    // One container first on each, so that neither side pays a first-use cost in the figures.
-    for (i, net) in [WEFT_NET, BRIDGE_NET].iter().enumerate() {
-        docker_run(lab, &h1.name, &format!("warm{i}"), net, &["sleep", "3600"]).await?;
-    }
-    p.step(format!(
-        "start time: {} containers on {WEFT_NET} (weft) and {BRIDGE_NET} (bridge) on h1, alternating",
-        args.containers
-    ));
-    let (mut w, mut b) = (Vec::new(), Vec::new());
-    for i in 0..args.containers {
-        for (net, out) in [(WEFT_NET, &mut w), (BRIDGE_NET, &mut b)] {
-            let t = Instant::now();
-            docker_run(
-                lab,
-                &h1.name,
-                &format!("{net}-{i}"),
-                net,
-                &["sleep", "3600"],
-            )
-            .await?;
-            out.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-    }
-    p.step(format!(
-        "weft median {:.0} ms, bridge median {:.0} ms",
-        crate::bench::stats::median(&w).unwrap_or(0.0),
-        crate::bench::stats::median(&b).unwrap_or(0.0)
-    ));
-
+    // Throughput first, with only its two containers on the hosts.
     // iperf3 server in a container on h2, client in a container on h1.
     docker_run(lab, &h2.name, "srv", WEFT_NET, &["sleep", "3600"]).await?;
     let srv_ip = docker::docker(
@@ -205,6 +177,35 @@ async fn measure(lab: &Lab, args: &Args, p: &Progress) -> Result<Measured> {
         ul.push(u);
         dw.push(d);
     }
+    // One container first on each, so that neither side pays a first-use cost in the figures.
+    for (i, net) in [WEFT_NET, BRIDGE_NET].iter().enumerate() {
+        docker_run(lab, &h1.name, &format!("warm{i}"), net, &["sleep", "3600"]).await?;
+    }
+    p.step(format!(
+        "start time: {} containers on {WEFT_NET} (weft) and {BRIDGE_NET} (bridge) on h1, alternating",
+        args.containers
+    ));
+    let (mut w, mut b) = (Vec::new(), Vec::new());
+    for i in 0..args.containers {
+        for (net, out) in [(WEFT_NET, &mut w), (BRIDGE_NET, &mut b)] {
+            let t = Instant::now();
+            docker_run(
+                lab,
+                &h1.name,
+                &format!("{net}-{i}"),
+                net,
+                &["sleep", "3600"],
+            )
+            .await?;
+            out.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    p.step(format!(
+        "weft median {:.0} ms, bridge median {:.0} ms",
+        crate::bench::stats::median(&w).unwrap_or(0.0),
+        crate::bench::stats::median(&b).unwrap_or(0.0)
+    ));
+
     Ok((
         StartTimes::of(WEFT_NET, "weft", w),
         StartTimes::of(BRIDGE_NET, "bridge", b),
