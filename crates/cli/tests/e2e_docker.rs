@@ -261,6 +261,48 @@ fn docker_containers_across_hosts() {
     assert_eq!(inspect["allocations"], serde_json::json!({}));
     run(&lab, "h2", "c4");
     assert_eq!(lab.docker_addrs("h2", "c4", NET).0, "10.71.0.2");
+    // A static address (docker run --ip) is honoured once, cluster-wide.
+    lab.docker_ok(
+        "h1",
+        &[
+            "run",
+            "-d",
+            "--name",
+            "c6",
+            "--network",
+            NET,
+            "--ip",
+            "10.71.0.9",
+            "weft-busybox",
+            "sleep",
+            "3600",
+        ],
+    );
+    assert_eq!(lab.docker_addrs("h1", "c6", NET).0, "10.71.0.9");
+    let o = lab.docker(
+        "h2",
+        &[
+            "run",
+            "-d",
+            "--name",
+            "c7",
+            "--network",
+            NET,
+            "--ip",
+            "10.71.0.9",
+            "weft-busybox",
+            "sleep",
+            "3600",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        out_text(&o).contains("address 10.71.0.9 is already taken"),
+        "{}",
+        out_text(&o)
+    );
+    lab.docker_ok("h2", &["rm", "-f", "c7"]);
+    lab.docker_ok("h1", &["rm", "-f", "c6"]);
 
     // A container that dies while its agent is down and Docker restarts: no stale endpoint once
     // the agent is back (Docker's own calls to remove it never reached weft).

@@ -165,10 +165,18 @@ async fn measure(lab: &Lab, args: &Args, p: &Progress) -> Result<Measured> {
     ));
     let (mut ul, mut dw) = (Vec::new(), Vec::new());
     for round in 1..=args.rounds {
-        let u = iperf::run(&h2.netns, &h1.netns, IpAddr::V4(h2.underlay), args.seconds)
-            .await
-            .context("iperf3 over the underlay")?;
-        let d = docker_iperf(lab, &h1.name, &h2.name, &srv_ip, args.seconds).await?;
+        let u = bounded(
+            args.seconds,
+            "the underlay",
+            iperf::run(&h2.netns, &h1.netns, IpAddr::V4(h2.underlay), args.seconds),
+        )
+        .await?;
+        let d = bounded(
+            args.seconds,
+            "Docker containers over weft",
+            docker_iperf(lab, &h1.name, &h2.name, &srv_ip, args.seconds),
+        )
+        .await?;
         p.step(format!(
             "round {round}: underlay {:.2}, Docker over weft {:.2} Gbit/s",
             u / 1e9,
@@ -212,6 +220,20 @@ async fn measure(lab: &Lab, args: &Args, p: &Progress) -> Result<Measured> {
         ul,
         dw,
     ))
+}
+
+/// One throughput run, given a generous bound: a run that hangs (a lost client or server) fails
+/// the benchmark, naming the path, rather than stalling it.
+async fn bounded(
+    seconds: u32,
+    what: &str,
+    run: impl std::future::Future<Output = Result<f64>>,
+) -> Result<f64> {
+    let limit = std::time::Duration::from_secs(u64::from(seconds) + 30);
+    tokio::time::timeout(limit, run)
+        .await
+        .map_err(|_| anyhow!("iperf3 over {what} did not finish within {limit:?}"))?
+        .with_context(|| format!("iperf3 over {what}"))
 }
 
 async fn docker_run(lab: &Lab, host: &str, name: &str, net: &str, cmd: &[&str]) -> Result<()> {
