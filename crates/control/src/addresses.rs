@@ -101,17 +101,22 @@ pub async fn reserve(
     )
 }
 
-/// Releases an address if `host` holds it; returns whether it did.
-pub async fn release(store: &dyn Store, network: &str, addr: IpAddr, host: &str) -> Result<bool> {
+/// Releases an address if it is still held for `endpoint` on `host` (a release that comes late,
+/// after the address went back to the pool and on to someone else, must not take it from them).
+/// Returns whether it did.
+pub async fn release(
+    store: &dyn Store,
+    network: &str,
+    addr: IpAddr,
+    host: &str,
+    endpoint: &str,
+) -> Result<bool> {
     let key = keys::ipam(network, addr);
     let Some((a, kv)) = read::get::<Allocation>(store, &key).await? else {
         return Ok(false);
     };
-    if a.host != host {
-        bail!(
-            "address {addr} of network {network} is held by host {}, not {host}",
-            a.host
-        );
+    if a.host != host || a.endpoint != endpoint {
+        return Ok(false);
     }
     let res = store
         .txn(

@@ -195,8 +195,10 @@ impl Plugin {
             .unwrap_or_default()
             .parse()
             .map_err(|_| bad(format!("invalid address {:?}", r.address)))?;
+        // An address that made it into an endpoint went back to the pool with the endpoint
+        // (DeleteEndpoint); only one reserved for an endpoint never created is still held here.
         if let Some(net) = self.weft_network_with(pool).await? {
-            addresses::release(self.store.as_ref(), &net.name, addr, &self.host).await?;
+            addresses::release(self.store.as_ref(), &net.name, addr, &self.host, PENDING).await?;
         }
         Ok(json!({}))
     }
