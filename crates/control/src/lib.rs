@@ -5,12 +5,14 @@
 pub mod addresses;
 pub mod attach;
 pub mod detach;
+pub mod doctor;
 pub mod hosts;
 pub mod networks;
 pub mod psk;
 pub mod read;
 pub mod state;
 pub mod store;
+pub mod trace;
 
 pub use store::{open as open_store, StoreUrl};
 

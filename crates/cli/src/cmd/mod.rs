@@ -3,11 +3,13 @@
 pub mod agent;
 pub mod attach;
 pub mod detach;
+pub mod doctor;
 pub mod endpoints;
 pub mod install;
 pub mod install_docker;
 pub mod network;
 pub mod status;
+pub mod trace;
 
 use anyhow::{bail, Result};
 
@@ -23,6 +25,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Detach(a) => detach::run(&store, a).await,
         Command::Endpoints(a) => endpoints::run(&store, a).await,
         Command::Status(a) => status::run(&store, a).await,
+        Command::Doctor(a) => doctor::run(&store, a).await,
+        Command::Trace(a) => trace::run(&store, a).await,
         Command::Install { runtime } => install::run(runtime).await,
         Command::Lab { command } => {
             require_root("weft lab")?;

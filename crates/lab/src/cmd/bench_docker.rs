@@ -105,6 +105,7 @@ async fn measure(lab: &Lab, args: &Args, p: &Progress) -> Result<Measured> {
         store: StoreChoice::Embedded,
         lease_ttl: None,
         userspace_hosts: vec![],
+        outside: false,
     };
     let st = up::up(lab, &opts, p).await?;
     let (h1, h2) = (st.hosts[0].clone(), st.hosts[1].clone());
