@@ -304,15 +304,15 @@ fn docker_containers_across_hosts() {
     lab.docker_ok("h2", &["rm", "-f", "c7"]);
     lab.docker_ok("h1", &["rm", "-f", "c6"]);
 
-    // A container that dies while its agent is down and Docker restarts: no stale endpoint once
-    // the agent is back (Docker's own calls to remove it never reached weft).
+    // Docker crashes with its container while the agent is down, then both come back: no stale
+    // endpoint (the container's veth went with its namespace; Docker's calls never reached weft).
     run(&lab, "h1", "c5");
     let (a5, _, _) = lab.docker_addrs("h1", "c5", NET);
     assert!(lab.lab(&["agent", "kill", "h1"]).status.success());
-    let o = lab.lab(&["docker", "stop", "h1"]);
+    let o = lab.lab(&["docker", "kill", "h1"]);
     assert!(o.status.success(), "{}", out_text(&o));
-    lab.docker_start("h1");
     assert!(lab.lab(&["agent", "start", "h1"]).status.success());
+    lab.docker_start("h1");
     assert!(
         eventually(Duration::from_secs(10), || {
             let i = lab.inspect(NET);
@@ -324,7 +324,13 @@ fn docker_containers_across_hosts() {
     );
 
     // docker network rm on every host: no interface, entry or record left.
+    lab.docker_ok("h1", &["rm", "-f", "c5"]);
     lab.docker_ok("h2", &["rm", "-f", "c4"]);
+    lab.docker_ok("h1", &["network", "rm", NET]);
+    assert!(lab
+        .weft_on("h1", &["network", "inspect", NET])
+        .status
+        .success());
     lab.docker_ok("h2", &["network", "rm", NET]);
     assert!(eventually(Duration::from_secs(10), || {
         !lab.weft_on("h1", &["network", "inspect", NET])

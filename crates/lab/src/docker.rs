@@ -75,6 +75,10 @@ pub async fn start(lab: &Lab, h: &HostEntry) -> Result<i32> {
     for d in [&dir, &plugins] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
+    // Left by a killed engine: dockerd refuses to start over its own, and takes a live process
+    // whose pid the old containerd's file names (pids are reused) for that containerd.
+    let _ = std::fs::remove_file(dir.join("dockerd.pid"));
+    let _ = std::fs::remove_file(dir.join("exec").join("containerd").join("containerd.pid"));
     // The mount point only; what is mounted there stays private to each engine.
     std::fs::create_dir_all(PLUGINS_MOUNT).with_context(|| format!("creating {PLUGINS_MOUNT}"))?;
     let script = format!(
@@ -171,6 +175,24 @@ pub async fn stop(lab: &Lab, host: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A crash of the host's Docker: dockerd, its containerd, shims and containers are killed at once
+/// (SIGKILL), its data stays for the next `start` to find.
+pub fn kill_engine(lab: &Lab, host: &str) -> Result<i32> {
+    let pid = running(lab, host).ok_or_else(|| anyhow!("Docker of {host} is not running"))?;
+    let all = process::with_descendants([pid].into());
+    for &p in &all {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    let t = Instant::now();
+    while all.iter().any(|&p| process::alive(p)) {
+        if t.elapsed() > Duration::from_secs(5) {
+            bail!("processes of Docker on {host} survived SIGKILL");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(pid)
 }
 
 /// Imports the lab image unless the engine has it.

@@ -1,4 +1,4 @@
-//! `weft lab docker start|stop|cli HOST`: a real Docker engine on a lab host, whose `-d weft`
+//! `weft lab docker start|stop|kill|cli HOST`: a real Docker engine on a lab host, whose `-d weft`
 //! driver is that host's agent (see [`crate::docker`]).
 
 use anyhow::{anyhow, Result};
@@ -14,6 +14,8 @@ pub enum Action {
     Start,
     /// Remove its containers, stop it and delete its data.
     Stop,
+    /// Crash it: SIGKILL dockerd and everything it runs; its data stays for `start`.
+    Kill,
     /// Run Debian's docker client against it: `weft lab docker cli h1 -- ps`.
     Cli,
 }
@@ -51,6 +53,13 @@ pub async fn run(a: Args) -> Result<i32> {
         Action::Stop => {
             docker::stop(&lab, &h.name).await?;
             p.step(format!("docker on {}: stopped, data removed", h.name));
+        }
+        Action::Kill => {
+            let pid = docker::kill_engine(&lab, &h.name)?;
+            p.step(format!(
+                "docker on {}: killed (pid {pid}) with its containers",
+                h.name
+            ));
         }
         Action::Cli => {
             let status = docker::cli(&lab, &h.name).args(&a.args).status().await?;
