@@ -126,7 +126,13 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         }
         None => None,
     };
-    let mut agent = sync::Syncer::new(id.clone(), store.clone(), Box::new(built.dp), reg);
+    let mut agent = sync::Syncer::new(
+        id.clone(),
+        store.clone(),
+        Box::new(built.dp),
+        Box::new(weft_firewall::NftFirewall::new()),
+        reg,
+    );
     agent.set_resync(cfg.resync_every);
     agent.set_engine(built.engine);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

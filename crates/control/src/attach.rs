@@ -7,12 +7,14 @@ use std::os::fd::AsFd;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use weft_model::{keys, validate, Allocation, Endpoint, Mac, Network, Record, SCHEMA_VERSION};
+use weft_model::{
+    keys, validate, Allocation, Endpoint, EndpointKind, Mac, Network, Record, SCHEMA_VERSION,
+};
 use weft_netlink::{Netlink, Netns, NetnsTarget};
 use weft_reconcile::names;
 use weft_store::{Compare, LeaseId, Op, Store};
 
-use crate::{hosts, networks, read};
+use crate::{hosts, networks, ports, read};
 
 #[derive(Debug, Clone)]
 pub struct AttachRequest {
@@ -23,6 +25,8 @@ pub struct AttachRequest {
     pub ifname: String,
     pub name: Option<String>,
     pub host: String,
+    /// `HOSTPORT:PORT[/tcp|udp]` specs.
+    pub publish: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +60,15 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
         }
         None => None,
     };
+    let mut publish = weft_model::ports::parse_all(&req.publish)?;
+    publish.sort();
     let net = networks::get(store, &req.network).await?;
+    if !publish.is_empty() && !net.egress {
+        bail!(
+            "network {} was created with --no-egress: its containers cannot answer outside callers, so it publishes no ports",
+            net.name
+        );
+    }
     let (want4, want6) = requested_addresses(&net, &req.ips)?;
     let target: NetnsTarget = req.target.parse().map_err(|e| anyhow!("{e}"))?;
     let container = target.path().display().to_string();
@@ -75,6 +87,18 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
         if e.ifname == req.ifname && link.as_ref().is_some_and(|l| l.mac.octets() == e.mac.0) {
             let same4 = want4.is_none_or(|a| a == e.ipv4);
             let same6 = want6.is_none() || want6 == e.ipv6;
+            if e.publish != publish {
+                bail!(
+                    "{} is already attached to {} publishing {}; detach it first to change published ports",
+                    req.target,
+                    net.name,
+                    if e.publish.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        e.publish.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                    }
+                );
+            }
             if !(same4 && same6) {
                 bail!(
                     "{} is already attached to {} with {}; detach it first to change addresses",
@@ -122,6 +146,8 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
         ipv6: None,
         names: req.name.iter().cloned().collect(),
         labels: Default::default(),
+        kind: EndpointKind::Container,
+        publish,
     };
     allocate_and_record(store, &net, &mut ep, mac, want4, want6, lease).await?;
 
@@ -146,7 +172,7 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
     }
 }
 
-fn requested_addresses(
+pub(crate) fn requested_addresses(
     net: &Network,
     ips: &[String],
 ) -> Result<(Option<Ipv4Net>, Option<Ipv6Net>)> {
@@ -179,8 +205,9 @@ fn requested_addresses(
 }
 
 /// Allocates the endpoint's addresses and writes its record in one transaction: every address key
-/// must be absent, so concurrent attaches anywhere in the cluster never share an address.
-async fn allocate_and_record(
+/// must be absent, so concurrent attaches anywhere in the cluster never share an address (and
+/// every published host port of this host, so that no two endpoints share one).
+pub(crate) async fn allocate_and_record(
     store: &dyn Store,
     net: &Network,
     ep: &mut Endpoint,
@@ -197,6 +224,7 @@ async fn allocate_and_record(
     // Addresses others tried and lost in this loop are skipped on the next round.
     let mut lost: HashSet<IpAddr> = HashSet::new();
     for _ in 0..ALLOC_ATTEMPTS {
+        ports::check_free(store, &ep.host, &ep.publish).await?;
         let mut taken = crate::addresses::taken(store, &net.name).await?;
         taken.extend(lost.iter().copied());
         let a4 = match want4 {
@@ -254,6 +282,9 @@ async fn allocate_and_record(
                 lease: Some(lease),
             });
         }
+        let (c, o) = ports::claim(ep, lease);
+        compares.extend(c);
+        ops.extend(o);
         // The network must still exist, unchanged, or the endpoint would be an orphan.
         let (_, net_kv) = read::get::<Network>(store, &keys::network(&net.name))
             .await?
@@ -301,6 +332,7 @@ pub async fn delete_records(store: &dyn Store, ep: &Endpoint) -> Result<()> {
             }
         }
     }
+    ops.extend(ports::release(store, ep).await?);
     store.txn(vec![], ops).await?;
     Ok(())
 }
@@ -310,6 +342,7 @@ pub async fn delete_records(store: &dyn Store, ep: &Endpoint) -> Result<()> {
 /// and creates the endpoint's veth pair with the host end up on the network's bridge. The
 /// container end stays in this namespace, named `peer`, for the caller to hand over: `attach`
 /// moves it itself, Docker's plugin lets Docker move it. The endpoint's record must be written.
+/// Returns the cluster state it programmed from, for the firewall once the container is up.
 pub async fn plug_host_side(
     store: &dyn Store,
     nl: &Netlink,
@@ -317,7 +350,7 @@ pub async fn plug_host_side(
     net: &Network,
     ep: &Endpoint,
     peer: &str,
-) -> Result<()> {
+) -> Result<weft_reconcile::ClusterState> {
     let (state, _) = crate::state::load(store).await?;
     let want = weft_reconcile::desired(&ep.host, &state);
     let d = want
@@ -331,7 +364,7 @@ pub async fn plug_host_side(
     nl.create_veth(&ep.host_ifname, peer, net.mtu).await?;
     nl.set_master(&ep.host_ifname, bridge.index).await?;
     nl.set_up(&ep.host_ifname).await?;
-    Ok(())
+    Ok(state)
 }
 
 async fn plumb(
@@ -344,7 +377,7 @@ async fn plumb(
     ep: &Endpoint,
 ) -> Result<()> {
     let peer = names::veth_peer(&ep.id);
-    plug_host_side(store, nl, host, net, ep, &peer).await?;
+    let state = plug_host_side(store, nl, host, net, ep, &peer).await?;
     nl.move_to_netns(&peer, netns.as_fd()).await?;
     cnl.rename(&peer, &ep.ifname).await?;
     cnl.set_mac(&ep.ifname, weft_netlink::MacAddr(ep.mac.0))
@@ -358,5 +391,24 @@ async fn plumb(
         bail!("failpoint attach-before-up");
     }
     cnl.set_up(&ep.ifname).await?;
+    if net.egress {
+        default_routes(cnl, net, ep).await?;
+    }
+    crate::firewall::apply_state(&ep.host, &state).await?;
+    Ok(())
+}
+
+/// The container's way out: a default route via the network's gateway (its own host's bridge),
+/// unless it already has one (from a network it joined before: the first one keeps it).
+async fn default_routes(cnl: &Netlink, net: &Network, ep: &Endpoint) -> Result<()> {
+    let mut gateways = vec![(IpNet::V4(Ipv4Net::default()), IpAddr::V4(net.gateway4))];
+    if let (Some(g6), Some(_)) = (net.gateway6, ep.ipv6) {
+        gateways.push((IpNet::V6(Ipv6Net::default()), IpAddr::V6(g6)));
+    }
+    for (default, gw) in gateways {
+        if cnl.routes_to(default).await?.is_empty() {
+            cnl.add_route(default, Some(gw), Some(&ep.ifname)).await?;
+        }
+    }
     Ok(())
 }

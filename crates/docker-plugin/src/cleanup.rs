@@ -114,6 +114,8 @@ mod tests {
             ipv6: None,
             names: vec![],
             labels,
+            kind: Default::default(),
+            publish: vec![],
         }
     }
 

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Result};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 use weft_control::{addresses, attach, hosts, networks};
-use weft_model::{keys, Allocation, Endpoint, Mac, Network, Record, SCHEMA_VERSION};
+use weft_model::{keys, Allocation, Endpoint, EndpointKind, Mac, Network, Record, SCHEMA_VERSION};
 use weft_netlink::{MacAddr, Netlink};
 use weft_reconcile::names;
 use weft_store::{Compare, Op, Store};
@@ -357,6 +357,9 @@ impl Plugin {
                 (LABEL_NETWORK.to_string(), r.network_id.clone()),
                 (LABEL_ENDPOINT.to_string(), r.endpoint_id.clone()),
             ]),
+            kind: EndpointKind::Container,
+            // Docker publishes ports itself (its proxy and NAT rules), not through weft.
+            publish: vec![],
         };
         let (_, lease) = hosts::registered(self.store.as_ref(), &self.host).await?;
         // The reserved addresses pass to the endpoint in the same transaction as its record.
@@ -421,8 +424,10 @@ impl Plugin {
                 crate::firewall::allow_bridged().await?;
                 self.firewall_ok.store(true, Ordering::Relaxed);
             }
-            attach::plug_host_side(self.store.as_ref(), &nl, &host, &net, &ep, &peer).await?;
+            let state =
+                attach::plug_host_side(self.store.as_ref(), &nl, &host, &net, &ep, &peer).await?;
             nl.set_mac(&peer, MacAddr(ep.mac.0)).await?;
+            weft_control::firewall::apply_state(&self.host, &state).await?;
             // Recorded once the veth exists, so the stale-endpoint sweep never takes a joining
             // endpoint for a dead one.
             let mut joined = ep.clone();
@@ -446,9 +451,18 @@ impl Plugin {
                 .into());
         }
         tracing::info!(endpoint = %ep.id, network = %net.name, sandbox = %r.sandbox_key, "Docker endpoint joined");
-        Ok(json!({
+        let mut answer = json!({
             "InterfaceName": p::InterfaceName { src_name: peer, dst_prefix: DST_PREFIX.into() },
-        }))
+        });
+        // A network with egress is the container's way out, through its host's bridge, as for
+        // `weft attach`; without, Docker adds its own gateway network.
+        if net.egress {
+            answer["Gateway"] = json!(net.gateway4.to_string());
+            if let (Some(g6), Some(_)) = (net.gateway6, ep.ipv6) {
+                answer["GatewayIPv6"] = json!(g6.to_string());
+            }
+        }
+        Ok(answer)
     }
 
     /// This host's endpoint record of a Docker endpoint.

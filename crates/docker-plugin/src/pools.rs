@@ -189,6 +189,7 @@ mod tests {
             psk_fingerprint: None,
             datapath: Default::default(),
             labels: Default::default(),
+            egress: true,
         }
     }
 

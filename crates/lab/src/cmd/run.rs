@@ -28,6 +28,9 @@ pub struct Args {
     /// Static address(es) (CIDR), passed on to `weft attach --ip`.
     #[arg(long = "ip")]
     pub ips: Vec<String>,
+    /// Published port(s) HOSTPORT:PORT[/tcp|udp], passed on to `weft attach --publish`.
+    #[arg(long = "publish", short = 'p')]
+    pub publish: Vec<String>,
     #[command(flatten)]
     pub prefix: PrefixArg,
 }
@@ -35,12 +38,13 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<()> {
     let lab = args.prefix.lab()?;
     let p = Progress::new(lab.prefix.as_str());
-    let out = create(
+    let out = create_with(
         &lab,
         &args.host,
         &args.container,
         &args.network,
         &args.ips,
+        &args.publish,
         &p,
     )
     .await?;
@@ -55,6 +59,19 @@ pub async fn create(
     name: &str,
     network: &str,
     ips: &[String],
+    p: &Progress,
+) -> Result<String> {
+    create_with(lab, host, name, network, ips, &[], p).await
+}
+
+/// [`create`], with published ports.
+pub async fn create_with(
+    lab: &Lab,
+    host: &str,
+    name: &str,
+    network: &str,
+    ips: &[String],
+    publish: &[String],
     p: &Progress,
 ) -> Result<String> {
     topology::check_container_name(name)?;
@@ -92,6 +109,9 @@ pub async fn create(
     let mut argv = vec!["attach", path.as_str(), network];
     for ip in ips {
         argv.extend(["--ip", ip.as_str()]);
+    }
+    for spec in publish {
+        argv.extend(["--publish", spec.as_str()]);
     }
     argv.extend(["--name", name]);
     let attached = tokio::time::timeout(
