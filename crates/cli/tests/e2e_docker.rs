@@ -74,7 +74,7 @@ fn fdb(lab: &Lab, host: &str) -> String {
 
 #[test]
 fn docker_containers_across_hosts() {
-    let lab = Lab::up(2, "embedded");
+    let lab = Lab::up_with(2, "embedded", &["--outside"]);
     lab.docker_start("h1");
     lab.docker_start("h2");
 
@@ -172,6 +172,10 @@ fn docker_containers_across_hosts() {
     ping(&lab, "h1", "c1", &b2);
     ping(&lab, "h2", "c2", &b1);
     ping(&lab, "h1", "c3", &a1);
+    // The network's egress is the containers' way out (Docker's FORWARD policy notwithstanding).
+    ping(&lab, "h2", "c2", "198.51.100.1");
+    let route = lab.docker_ok("h1", &["exec", "c1", "ip", "route"]);
+    assert!(route.contains("default via 10.71.0.1 dev eth0"), "{route}");
     // Host 2 knew host 1's container before any flooding: its FDB entry points at h1.
     assert!(fdb(&lab, "h2").contains(&m1), "{}", fdb(&lab, "h2"));
     assert!(fdb(&lab, "h1").contains(&m2));
