@@ -4,13 +4,18 @@
 //! Docker starts get a veth on the network's bridge.
 //!
 //! Modules by concern: [`protocol`] (the calls' bodies, pure), [`pools`] (pools, gateways and the
-//! mapping to weft networks, pure), [`docker_api`] (reading Docker's networks), [`plugin`] (each
-//! call's effect), [`cleanup`] (stale endpoints), [`firewall`] (Docker's FORWARD policy), [`server`] (HTTP over the socket).
+//! mapping to weft networks, pure), [`docker_api`] (reading Docker's networks), [`plugin`] (the
+//! calls' dispatch), `ipam`, `driver` and `mapping` (each call's effect), [`cleanup`] (stale
+//! endpoints), [`firewall`] (Docker's FORWARD policy), [`http_client`], [`server`] (HTTP over the
+//! socket).
 
 pub mod cleanup;
 pub mod docker_api;
+mod driver;
 pub mod firewall;
 pub mod http_client;
+mod ipam;
+mod mapping;
 pub mod plugin;
 pub mod pools;
 pub mod protocol;
