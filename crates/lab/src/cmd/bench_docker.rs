@@ -172,12 +172,23 @@ async fn measure(lab: &Lab, args: &Args, p: &Progress) -> Result<Measured> {
             iperf::run(&h2.netns, &h1.netns, IpAddr::V4(h2.underlay), args.seconds),
         )
         .await?;
-        let d = bounded(
-            args.seconds,
-            "Docker containers over weft",
-            docker_iperf(lab, &h1.name, &h2.name, &srv_ip, args.seconds),
-        )
-        .await?;
+        // Each round on its own port, and one retry after clearing the servers: a run that hung
+        // (seen now and then on this loaded machine) leaves nothing behind for the next.
+        let mut d = Err(anyhow!("not run"));
+        for attempt in 0..2u16 {
+            let port = iperf::PORT + 100 + 2 * round as u16 + attempt;
+            d = bounded(
+                args.seconds,
+                "Docker containers over weft",
+                docker_iperf(lab, &h1.name, &h2.name, &srv_ip, port, args.seconds),
+            )
+            .await;
+            if d.is_ok() {
+                break;
+            }
+            let _ = docker::docker(lab, &h2.name, &["exec", "srv", "pkill", "iperf3"]).await;
+        }
+        let d = d?;
         p.step(format!(
             "round {round}: underlay {:.2}, Docker over weft {:.2} Gbit/s",
             u / 1e9,
@@ -249,9 +260,10 @@ async fn docker_iperf(
     client: &str,
     server: &str,
     ip: &str,
+    port: u16,
     seconds: u32,
 ) -> Result<f64> {
-    let port = iperf::PORT.to_string();
+    let port = port.to_string();
     let mut srv = docker::cli(lab, server)
         .args(["exec", "srv", "iperf3", "-s", "-1", "-p", &port])
         .stdout(std::process::Stdio::null())
