@@ -88,16 +88,14 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     let built = datapaths::build(&cfg, underlay, &keys).await?;
     let capabilities = built.capabilities.clone();
     let store: Arc<dyn Store> = weft_control::open_store(&cfg.store_url).await?;
-    let reg = Registration::register(
-        store.clone(),
+    let record = Registration::record(
         &id,
         underlay,
-        cfg.vxlan_port,
+        (cfg.vxlan_port, cfg.secure_port),
         capabilities.clone(),
         keys.public().to_base64(),
-        cfg.lease_ttl,
-    )
-    .await?;
+    );
+    let reg = Registration::register(store.clone(), record, cfg.lease_ttl).await?;
     tracing::info!(host = %id, %underlay, store = %cfg.store_url, lease = reg.lease(), ?capabilities, "registered");
 
     let _stats_writer = built.engine.clone().map(|engine| {

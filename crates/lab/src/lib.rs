@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod docker;
 pub mod etcd;
 pub mod netns;
+pub mod ovs;
 pub mod process;
 pub mod progress;
 pub mod state;
