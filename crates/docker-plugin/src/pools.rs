@@ -188,6 +188,7 @@ mod tests {
             encrypted: false,
             psk_fingerprint: None,
             datapath: Default::default(),
+            encap: Default::default(),
             labels: Default::default(),
             egress: true,
         }

@@ -21,6 +21,7 @@ async fn setup(dir: &tempfile::TempDir) -> (Arc<dyn Store>, Plugin) {
         name: "h1".into(),
         underlay: "192.0.2.1".parse().unwrap(),
         vxlan_port: 4789,
+        secure_port: None,
         public_key: None,
         capabilities: vec![],
         agent_version: "test".into(),
