@@ -17,6 +17,9 @@ use crate::plugin::{
     bad, Failure, Plugin, DST_PREFIX, LABEL_CREATED_BY, LABEL_ENDPOINT, LABEL_NETWORK, PENDING,
 };
 use crate::protocol as p;
+
+/// Attempts at a Join (see there).
+const JOIN_ATTEMPTS: usize = 3;
 use crate::{pools, DRIVER};
 
 impl Plugin {
@@ -236,29 +239,23 @@ impl Plugin {
         // A Join retried after a failure finds the pair it made: start afresh.
         nl.delete_link(&ep.host_ifname).await?;
         let peer = names::veth_peer(&ep.id);
-        let plugged = async {
-            if !self.firewall_ok.load(Ordering::Relaxed) {
-                crate::firewall::allow_bridged().await?;
-                self.firewall_ok.store(true, Ordering::Relaxed);
+        // The agent may be taking the network's devices away just now (this host's previous
+        // endpoint of it went a moment ago, before this one's record): what it removes under our
+        // feet is made again on the next attempt, once it has seen the new record.
+        let mut plugged = Err(anyhow!("not tried"));
+        for attempt in 0..JOIN_ATTEMPTS {
+            if attempt > 0 {
+                nl.delete_link(&ep.host_ifname).await?;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
-            let state =
-                attach::plug_host_side(self.store.as_ref(), &nl, &host, &net, &ep, &peer).await?;
-            nl.set_mac(&peer, MacAddr(ep.mac.0)).await?;
-            weft_control::firewall::apply_state(&self.host, &state).await?;
-            // Recorded once the veth exists, so the stale-endpoint sweep never takes a joining
-            // endpoint for a dead one.
-            let mut joined = ep.clone();
-            joined.container = r.sandbox_key.clone();
-            self.store
-                .put(
-                    &keys::endpoint(&ep.network, &ep.id),
-                    joined.encode(),
-                    Some(lease),
-                )
-                .await?;
-            Ok::<_, anyhow::Error>(())
+            plugged = self
+                .plug(&nl, &host, &net, &ep, &peer, &r.sandbox_key, lease)
+                .await;
+            match &plugged {
+                Ok(()) => break,
+                Err(e) => tracing::info!(endpoint = %ep.id, attempt, "joining: {e:#}"),
+            }
         }
-        .await;
         if let Err(e) = plugged {
             if let Err(ue) = nl.delete_link(&ep.host_ifname).await {
                 tracing::error!("rollback: deleting {}: {ue:#}", ep.host_ifname);
@@ -280,6 +277,40 @@ impl Plugin {
             }
         }
         Ok(answer)
+    }
+
+    /// The host side of a Join: the veth on the network's bridge, its container end named `peer`
+    /// with the endpoint's MAC, the host's firewall, and the record naming the container's netns.
+    #[allow(clippy::too_many_arguments)]
+    async fn plug(
+        &self,
+        nl: &Netlink,
+        host: &weft_model::Host,
+        net: &weft_model::Network,
+        ep: &Endpoint,
+        peer: &str,
+        sandbox: &str,
+        lease: weft_store::LeaseId,
+    ) -> anyhow::Result<()> {
+        if !self.firewall_ok.load(Ordering::Relaxed) {
+            crate::firewall::allow_bridged().await?;
+            self.firewall_ok.store(true, Ordering::Relaxed);
+        }
+        let state = attach::plug_host_side(self.store.as_ref(), nl, host, net, ep, peer).await?;
+        nl.set_mac(peer, MacAddr(ep.mac.0)).await?;
+        weft_control::firewall::apply_state(&self.host, &state).await?;
+        // Recorded once the veth exists, so the stale-endpoint sweep never takes a joining
+        // endpoint for a dead one.
+        let mut joined = ep.clone();
+        joined.container = sandbox.to_string();
+        self.store
+            .put(
+                &keys::endpoint(&ep.network, &ep.id),
+                joined.encode(),
+                Some(lease),
+            )
+            .await?;
+        Ok(())
     }
 
     /// This host's endpoint record of a Docker endpoint.
