@@ -43,6 +43,10 @@ pub struct AgentConfig {
     pub limits: Option<weft_secure::Limits>,
     /// Where the engine's counters go (see [`stats`]); None: the default path.
     pub stats_file: Option<PathBuf>,
+    /// The Docker network/IPAM plugin's socket; None: no plugin.
+    pub docker_plugin: Option<PathBuf>,
+    /// Docker's API socket, which the plugin reads networks' names from.
+    pub docker_api: PathBuf,
 }
 
 /// Where a host's private key lives unless told otherwise; per host name, so that several agents
@@ -66,6 +70,8 @@ impl Default for AgentConfig {
             secure_port: weft_engine::SECURE_PORT,
             limits: None,
             stats_file: None,
+            docker_plugin: Some(PathBuf::from(weft_docker_plugin::DEFAULT_SOCKET)),
+            docker_api: PathBuf::from(weft_docker_plugin::DEFAULT_DOCKER_API),
         }
     }
 }
@@ -100,6 +106,24 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         tracing::info!(path = %path.display(), "engine counters go to the stats file");
         AbortOnDrop(tokio::spawn(stats::write_stats_forever(engine, path)))
     });
+    // Docker's plugin is a side service: the agent runs on without it rather than not at all.
+    let _docker_plugin = match &cfg.docker_plugin {
+        Some(socket) => {
+            let pc = weft_docker_plugin::Config {
+                socket: socket.clone(),
+                docker_api: cfg.docker_api.clone(),
+                host: id.clone(),
+            };
+            match weft_docker_plugin::start(store.clone(), pc).await {
+                Ok(h) => Some(AbortOnDrop(h)),
+                Err(e) => {
+                    tracing::error!("Docker plugin not served: {e:#}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let mut agent = sync::Syncer::new(
         id.clone(),
         store.clone(),

@@ -38,6 +38,13 @@ pub struct Args {
     /// every second (default: /run/weft/stats/NAME.json).
     #[arg(long, env = "WEFT_STATS_FILE")]
     stats_file: Option<std::path::PathBuf>,
+    /// Socket of Docker's network and IPAM driver `weft` (mode 0600; Docker finds plugins in
+    /// /run/docker/plugins). `none`: serve no Docker plugin.
+    #[arg(long, env = "WEFT_DOCKER_PLUGIN", default_value = weft_docker_plugin::DEFAULT_SOCKET)]
+    docker_plugin: String,
+    /// Docker's API socket: the plugin reads networks' names there (Docker does not send them).
+    #[arg(long, env = "WEFT_DOCKER_API", default_value = weft_docker_plugin::DEFAULT_DOCKER_API)]
+    docker_api: std::path::PathBuf,
 }
 
 pub async fn run(store: &str, a: Args) -> Result<i32> {
@@ -59,6 +66,8 @@ pub async fn run(store: &str, a: Args) -> Result<i32> {
         // WEFT_REKEY_AFTER_MESSAGES / WEFT_REKEY_AFTER_SECS, for tests.
         limits: weft_agent::limits_from_env()?,
         stats_file: a.stats_file,
+        docker_plugin: (a.docker_plugin != "none").then(|| a.docker_plugin.into()),
+        docker_api: a.docker_api,
     })
     .await?;
     Ok(0)

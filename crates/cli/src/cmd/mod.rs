@@ -9,6 +9,7 @@ pub mod expose;
 pub mod hide;
 pub mod install;
 pub mod install_cni;
+pub mod install_docker;
 pub mod network;
 pub mod status;
 pub mod trace;
@@ -31,7 +32,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Status(a) => status::run(&store, a).await,
         Command::Doctor(a) => doctor::run(&store, a).await,
         Command::Trace(a) => trace::run(&store, a).await,
-        Command::Install(c) => install::run(&store, c).await,
+        Command::Install { runtime } => install::run(&store, runtime).await,
         Command::Lab { command } => {
             require_root("weft lab")?;
             weft_lab::run_code(command).await

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cni;
+pub mod docker;
 pub mod podman;
 pub mod sockets;
 
