@@ -642,7 +642,7 @@ fn fuzzed_configurations_fail_cleanly_and_change_nothing() {
             failed += 1;
             let code = a.error_code();
             assert!(
-                [1, 4, 6, 7, 11, 50, 100, 101, 102, 103].contains(&code),
+                [1, 4, 6, 7, 11, 50, 51, 100, 101, 102, 103].contains(&code),
                 "{cmd} {text}: unexpected code {code}: {a:?}"
             );
         }
