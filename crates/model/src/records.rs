@@ -24,6 +24,15 @@ pub const CAP_USERSPACE_VXLAN: &str = "userspace-vxlan";
 /// Host capability: the userspace engine can seal frames of encrypted networks.
 pub const CAP_ENCRYPT: &str = "encrypt";
 
+/// Where every container finds its host's cluster resolver: a loopback address inside the
+/// container's own network namespace, on which the agent opens port-53 sockets (so the resolver
+/// knows the asker by the socket, and the underlay cannot reach it). Not 127.0.0.11, which
+/// Docker's embedded resolver DNATs inside its containers.
+pub const RESOLVER_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 53);
+
+/// The cluster DNS domain unless an agent is told otherwise: `NAME.NETWORK.weft.internal`.
+pub const DEFAULT_DNS_DOMAIN: &str = "weft.internal";
+
 /// Which datapath a network asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +97,10 @@ pub struct Host {
     pub agent_version: String,
     /// Unix milliseconds when this agent registered.
     pub started_at_ms: u64,
+    /// The cluster DNS domain this host's agent answers under (its resolver is at
+    /// [`RESOLVER_ADDR`]); None when the agent serves no DNS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
