@@ -9,8 +9,13 @@
 
 pub mod answer;
 pub mod names;
+pub mod resolvconf;
 pub mod reverse;
+pub mod server;
+pub mod stats;
 pub mod zone;
 
 pub use answer::{answer, Kind, Outcome, Transport, TTL};
 pub use names::NameMap;
+pub use server::{DnsConfig, DnsServer};
+pub use stats::DnsStats;
