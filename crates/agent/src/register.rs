@@ -18,6 +18,7 @@ pub struct Registration {
 impl Registration {
     /// Registers the host. A restarted agent adopts its previous lease while that is still alive, so
     /// that the host's endpoints (which live under the lease) survive the restart.
+    #[allow(clippy::too_many_arguments)]
     pub async fn register(
         store: Arc<dyn Store>,
         id: &str,
@@ -25,6 +26,7 @@ impl Registration {
         vxlan_port: u16,
         capabilities: Vec<String>,
         public_key: String,
+        dns_domain: Option<String>,
         ttl: Duration,
     ) -> Result<Registration> {
         let host = Host {
@@ -37,6 +39,7 @@ impl Registration {
             capabilities,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             started_at_ms: weft_control::now_ms(),
+            dns_domain,
         };
         let previous = store.get(&keys::host(id)).await?.and_then(|kv| kv.lease);
         let lease = match previous {

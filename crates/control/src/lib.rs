@@ -8,6 +8,7 @@ pub mod hosts;
 pub mod networks;
 pub mod psk;
 pub mod read;
+pub mod resolver;
 pub mod state;
 pub mod store;
 

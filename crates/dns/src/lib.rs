@@ -13,6 +13,7 @@ pub mod resolvconf;
 pub mod reverse;
 pub mod server;
 pub mod stats;
+pub mod upstream;
 pub mod zone;
 
 pub use answer::{answer, Kind, Outcome, Transport, TTL};

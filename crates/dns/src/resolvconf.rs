@@ -38,7 +38,9 @@ pub fn render(resolver: Ipv4Addr, domain: &str, networks: &[String]) -> String {
 }
 
 pub fn path_for_netns(netns_name: &str) -> PathBuf {
-    Path::new(NETNS_ETC_DIR).join(netns_name).join("resolv.conf")
+    Path::new(NETNS_ETC_DIR)
+        .join(netns_name)
+        .join("resolv.conf")
 }
 
 /// Whether `path` is a resolv.conf weft wrote (absent: no).

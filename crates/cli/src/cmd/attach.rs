@@ -20,6 +20,10 @@ pub struct Args {
     /// Container name (a DNS label).
     #[arg(long)]
     name: Option<String>,
+    /// Another DNS name of the container (a DNS label; repeat for more). Endpoints sharing a name
+    /// form a service: its name answers all of them, in rotating order.
+    #[arg(long = "alias")]
+    aliases: Vec<String>,
     /// This host's name in the cluster (default: the hostname, as the agent uses).
     #[arg(long, env = "WEFT_HOST")]
     host: Option<String>,
@@ -38,6 +42,7 @@ pub async fn run(store_url: &str, a: Args) -> Result<i32> {
         mac: a.mac,
         ifname: a.ifname,
         name: a.name,
+        aliases: a.aliases,
         host,
     };
     let out = weft_control::attach::attach(store.as_ref(), &req).await?;

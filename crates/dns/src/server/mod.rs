@@ -53,14 +53,7 @@ impl Shared {
         let map = self.map.read().expect("not poisoned").clone();
         let nets = nets.read().expect("not poisoned").clone();
         let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
-        let out = answer::answer(
-            &map,
-            &nets,
-            query,
-            t,
-            rotation,
-            !self.upstreams.is_empty(),
-        );
+        let out = answer::answer(&map, &nets, query, t, rotation, !self.upstreams.is_empty());
         match &out {
             Outcome::Reply { kind, .. } => self.counters.kind(*kind),
             Outcome::Drop => self.counters.kind(answer::Kind::Malformed),

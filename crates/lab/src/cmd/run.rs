@@ -1,5 +1,6 @@
-//! `weft lab run HOST CONTAINER --network NET [--ip CIDR]…`: a container netns `P-c-CONTAINER` (lo up)
-//! attached with `weft attach` run on HOST. Running it again for an existing container on the same
+//! `weft lab run HOST CONTAINER --network NET [--ip CIDR]… [--name NAME] [--alias ALIAS]…`: a
+//! container netns `P-c-CONTAINER` (lo up) attached with `weft attach` run on HOST; its DNS name is
+//! the container's unless `--name` says otherwise. Running it again for an existing container on the same
 //! host attaches it to one more network.
 
 use std::time::Duration;
@@ -28,6 +29,12 @@ pub struct Args {
     /// Static address(es) (CIDR), passed on to `weft attach --ip`.
     #[arg(long = "ip")]
     pub ips: Vec<String>,
+    /// Its DNS name on the network (default: the container's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// More DNS names (repeat); containers sharing one form a service.
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
     #[command(flatten)]
     pub prefix: PrefixArg,
 }
@@ -35,17 +42,29 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<()> {
     let lab = args.prefix.lab()?;
     let p = Progress::new(lab.prefix.as_str());
-    let out = create(
+    let dns = DnsNames {
+        name: args.name,
+        aliases: args.aliases,
+    };
+    let out = create_named(
         &lab,
         &args.host,
         &args.container,
         &args.network,
         &args.ips,
+        &dns,
         &p,
     )
     .await?;
     print!("{out}");
     Ok(())
+}
+
+/// The DNS names a container is attached with: `name` (default: the container's) and aliases.
+#[derive(Debug, Clone, Default)]
+pub struct DnsNames {
+    pub name: Option<String>,
+    pub aliases: Vec<String>,
 }
 
 /// Creates (or reuses, on the same host) the container and attaches it; returns attach's output.
@@ -55,6 +74,19 @@ pub async fn create(
     name: &str,
     network: &str,
     ips: &[String],
+    p: &Progress,
+) -> Result<String> {
+    create_named(lab, host, name, network, ips, &DnsNames::default(), p).await
+}
+
+/// As [`create`], with DNS names.
+pub async fn create_named(
+    lab: &Lab,
+    host: &str,
+    name: &str,
+    network: &str,
+    ips: &[String],
+    dns: &DnsNames,
     p: &Progress,
 ) -> Result<String> {
     topology::check_container_name(name)?;
@@ -93,7 +125,10 @@ pub async fn create(
     for ip in ips {
         argv.extend(["--ip", ip.as_str()]);
     }
-    argv.extend(["--name", name]);
+    argv.extend(["--name", dns.name.as_deref().unwrap_or(name)]);
+    for a in &dns.aliases {
+        argv.extend(["--alias", a.as_str()]);
+    }
     let attached = tokio::time::timeout(
         ATTACH_TIMEOUT,
         weft::output(&h.netns, &st.store_url, Some(host), &argv),

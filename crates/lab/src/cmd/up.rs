@@ -252,6 +252,8 @@ pub fn start_agent(
     if h.userspace {
         args.extend(["--datapath".to_string(), "userspace".to_string()]);
     }
+    // Lab containers' names outside weft must never reach the machine's real resolvers.
+    args.extend(["--dns-upstream".to_string(), "none".to_string()]);
     // The lab's own key files, so that two labs' h1 never share a key and `down` removes them.
     let key = lab.dir.join("keys").join(format!("{}.key", h.name));
     args.extend(["--key-file".to_string(), key.display().to_string()]);
