@@ -136,10 +136,23 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
         resolver::configure(store, &host.id, host.dns_domain.as_deref(), &ep.container).await
     };
     match done.await {
-        Ok(_) => Ok(AttachOutcome {
-            endpoint: ep,
-            created: true,
-        }),
+        Ok(_) => {
+            if let Some(domain) = &host.dns_domain {
+                let t = resolver::READY_TIMEOUT;
+                match resolver::wait_answered(&netns, &ep, domain, t).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        "the resolver of host {} did not answer {}'s name within {} s; is its agent running?",
+                        ep.host, req.target, t.as_secs()
+                    ),
+                    Err(e) => tracing::warn!("checking the resolver: {e:#}"),
+                }
+            }
+            Ok(AttachOutcome {
+                endpoint: ep,
+                created: true,
+            })
+        }
         Err(e) => {
             // Deleting the host end removes the pair wherever the other end is.
             if let Err(ue) = nl.delete_link(&host_ifname).await {

@@ -3,10 +3,13 @@
 //! here. Only for named namespaces (what `ip netns exec` reads), only when the host's agent serves
 //! DNS, and never over a file weft did not write.
 
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, Result};
 use weft_dns::resolvconf::{self, Written};
 use weft_model::{keys, Endpoint};
-use weft_netlink::NETNS_RUN_DIR;
+use weft_netlink::{Netns, NETNS_RUN_DIR};
 use weft_store::Store;
 
 use crate::read;
@@ -59,6 +62,64 @@ pub async fn configure(
         tracing::info!(path = %p.display(), "not weft's: leaving it as it is");
     }
     Ok(Some(w))
+}
+
+/// How long attach waits for the host's resolver to answer the new container's name.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Waits until the resolver inside `netns` answers `NAME.NETWORK.DOMAIN` of `ep` (its first name)
+/// with its address, so that a container started right after attach finds names. False when it
+/// did not within `timeout` (the agent is down or slow); true at once for an endpoint without
+/// names.
+pub async fn wait_answered(
+    netns: &Netns,
+    ep: &Endpoint,
+    domain: &str,
+    timeout: Duration,
+) -> Result<bool> {
+    let Some(name) = ep.names.first() else {
+        return Ok(true);
+    };
+    let fqdn = format!("{name}.{}.{domain}", ep.network);
+    let want = IpAddr::V4(ep.ipv4.addr());
+    let ns = netns.try_clone()?;
+    tokio::task::spawn_blocking(move || {
+        weft_netlink::in_netns(&ns, || ask_until(&fqdn, want, timeout))?
+    })
+    .await
+    .context("waiting for the resolver")?
+}
+
+/// Asks the resolver of the calling thread's namespace for `fqdn` until `want` is in the answer.
+fn ask_until(fqdn: &str, want: IpAddr, timeout: Duration) -> Result<bool> {
+    let start = Instant::now();
+    let sock = UdpSocket::bind("127.0.0.1:0").context("a UDP socket in the container")?;
+    sock.connect(SocketAddr::from((weft_model::RESOLVER_ADDR, 53)))?;
+    sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let mut buf = [0u8; 1500];
+    let mut id: u16 = rand::random();
+    while start.elapsed() < timeout {
+        id = id.wrapping_add(1);
+        let q = weft_dns::probe::query(id, fqdn, false)
+            .with_context(|| format!("{fqdn} is not a DNS name"))?;
+        // Refused (nothing listening yet) or lost: try again shortly.
+        if sock.send(&q).is_err() {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        match sock.recv(&mut buf) {
+            Ok(n) => {
+                if let Some((_, addrs)) = weft_dns::probe::addresses(id, &buf[..n]) {
+                    if addrs.contains(&want) {
+                        return Ok(true);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

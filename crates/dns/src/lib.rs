@@ -9,6 +9,7 @@
 
 pub mod answer;
 pub mod names;
+pub mod probe;
 pub mod resolvconf;
 pub mod reverse;
 pub mod server;
