@@ -122,7 +122,7 @@ fn names_across_hosts_only_on_shared_networks() {
             );
             assert_eq!(
                 dig_short(&lab, from, &[&format!("{to}.{A}")]),
-                [ip4.clone()]
+                std::slice::from_ref(&ip4)
             );
             assert_eq!(
                 dig_short(&lab, from, &[&format!("{to}.{A}.weft.internal"), "AAAA"]),

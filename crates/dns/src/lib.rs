@@ -8,6 +8,7 @@
 //! forwarding upstream) and the file side of [`resolvconf`].
 
 pub mod answer;
+pub mod fuzz;
 pub mod names;
 pub mod probe;
 pub mod resolvconf;
