@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+pub use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 /// An A (or AAAA, `v6`) query for `name` (absolute), with id `id`; None for a name that is not one.
