@@ -18,6 +18,9 @@ use crate::names::NameMap;
 use crate::stats::{Counters, DnsStats};
 use listener::{ns_ino_at, Listener};
 
+/// The agent's own network namespace (its main thread's: never entered another).
+const OWN_NETNS: &str = "/proc/self/ns/net";
+
 #[derive(Debug, Clone)]
 pub struct DnsConfig {
     /// The cluster domain, e.g. `weft.internal`.
@@ -159,8 +162,17 @@ impl DnsServer {
                 }
                 continue;
             }
-            if ns_ino_at(path).is_none() {
-                continue;
+            match ns_ino_at(path) {
+                None => continue,
+                // The agent's own namespace "attached" as a container: a resolver there would
+                // forward to itself (or take the host's own stub address).
+                Some(ino) if Some(ino) == ns_ino_at(OWN_NETNS) => {
+                    if self.errors.insert(path.clone(), "own".into()).is_none() {
+                        tracing::warn!(container = %path, "is the agent's own network namespace: no resolver there");
+                    }
+                    continue;
+                }
+                Some(_) => {}
             }
             match Listener::open(path, self.cfg.listen, nets.clone(), self.shared.clone()).await {
                 Ok(l) => {
