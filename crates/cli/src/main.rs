@@ -34,6 +34,13 @@ pub enum Command {
     Endpoints(cmd::endpoints::Args),
     /// Show hosts and their lease state, networks and endpoint counts.
     Status(cmd::status::Args),
+    /// Check this host against what the cluster wants of it: registration, bridges and uplinks,
+    /// forwarding and neighbour entries, endpoints' interfaces and namespaces, encrypted sessions.
+    /// Exits 1 when something is broken, and says what to do about it.
+    Doctor(cmd::doctor::Args),
+    /// Explain the path between two endpoints (names, netns or addresses): the network they share,
+    /// every hop, what each agent reports and what this host holds; `--probe` pings across.
+    Trace(cmd::trace::Args),
     /// Simulated hosts and containers as network namespaces on this machine: demo, test and benchmark bed.
     Lab {
         #[command(subcommand)]

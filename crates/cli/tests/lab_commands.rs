@@ -47,7 +47,7 @@ fn lab_commands_end_to_end() {
         prefix: prefix.clone(),
     };
 
-    lb.ok(&["up", "--hosts", "2"]);
+    lb.ok(&["up", "--hosts", "2", "--outside"]);
     // A second up of the same prefix is refused and leaves the first alone.
     let again = lb.lab(&["up", "--hosts", "2"]);
     assert!(!again.status.success());
@@ -90,7 +90,28 @@ fn lab_commands_end_to_end() {
         Some(7)
     );
 
+    // The outside: its own namespace holding the "internet" addresses, which hosts route to it.
+    let out_addrs = lb.ok(&[
+        "exec", "out", "--", "ip", "-4", "-o", "addr", "show", "dev", "lo",
+    ]);
+    assert!(out_addrs.contains("198.51.100.1/32"), "{out_addrs}");
+    lb.ok(&[
+        "exec",
+        "h2",
+        "--",
+        "ping",
+        "-n",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "198.51.100.2",
+    ]);
+    let via = lb.ok(&["exec", "h1", "--", "ip", "route", "get", "198.51.100.1"]);
+    assert!(via.contains("via 192.0.2.254"), "{via}");
+
     let ls: serde_json::Value = serde_json::from_str(&lb.ok(&["ls", "--json"])).unwrap();
+    assert_eq!(ls["outside"]["netns"], format!("{prefix}-out"));
     assert_eq!(ls["hosts"].as_array().unwrap().len(), 2);
     for h in ls["hosts"].as_array().unwrap() {
         assert_eq!(h["agent_alive"], true, "{h}");

@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod detach;
+pub mod doctor;
 pub mod hosts;
 pub mod networks;
 pub mod psk;
@@ -11,6 +12,7 @@ pub mod read;
 pub mod resolver;
 pub mod state;
 pub mod store;
+pub mod trace;
 
 pub use store::{open as open_store, StoreUrl};
 

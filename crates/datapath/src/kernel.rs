@@ -58,6 +58,23 @@ impl KernelDatapath {
         result
     }
 
+    /// What `sync` would change, without changing anything (for `weft doctor`).
+    pub async fn drift(&self, net: &NetDesired) -> Result<NetChanges> {
+        let (fdb, flood, neigh) = self.entries(net).await?;
+        Ok(diff_network(
+            &fdb, &flood, &neigh, &net.fdb, &net.flood, &net.neigh,
+        ))
+    }
+
+    /// The unicast FDB, flood and neighbour entries weft manages on the network's VXLAN device.
+    pub async fn entries(
+        &self,
+        net: &NetDesired,
+    ) -> Result<(BTreeSet<FdbEntry>, BTreeSet<IpAddr>, BTreeSet<NeighEntry>)> {
+        let index = self.vxlan_index(net).await?;
+        self.observe(index).await
+    }
+
     async fn vxlan_index(&self, net: &NetDesired) -> Result<u32> {
         self.nl
             .link_by_name(&net.vxlan)

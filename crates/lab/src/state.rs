@@ -42,6 +42,14 @@ pub struct EtcdEntry {
     pub address: Ipv4Addr,
 }
 
+/// The outside world of a lab built with `up --outside`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutsideEntry {
+    pub netns: String,
+    pub underlay: Ipv4Addr,
+    pub addresses: Vec<Ipv4Addr>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabState {
     pub version: u32,
@@ -58,6 +66,8 @@ pub struct LabState {
     /// The agents' --lease-ttl, so that `lab agent start` restarts them as `up` started them.
     #[serde(default)]
     pub lease_ttl: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside: Option<OutsideEntry>,
 }
 
 impl LabState {
@@ -167,6 +177,7 @@ mod tests {
             containers: [("web".to_string(), "h1".to_string())].into(),
             created_at_ms: 1,
             lease_ttl: None,
+            outside: None,
         }
     }
 

@@ -3,10 +3,12 @@
 //! A lab is named by its prefix `P` (letters and digits, no `-`, so that `P-` can never be the start of
 //! another lab's names). Everything it creates carries the prefix:
 //! - namespaces `P-ul` (the underlay bridge), `P-h1`…`P-hN` (hosts), `P-e1`…`P-e3` (etcd members),
-//!   `P-c-NAME` (containers);
+//!   `P-c-NAME` (containers), `P-out` (the outside world, with `up --outside`);
 //! - its state directory `/run/weft/lab/P/`.
 //!
 //! The underlay is 192.0.2.0/24 (TEST-NET-1): host N is 192.0.2.(10+N), etcd member i is 192.0.2.(200+i).
+//! The outside sits on the underlay at 192.0.2.254 and holds "internet" addresses in 198.51.100.0/24
+//! (TEST-NET-2), which every host routes through it.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,17 @@ pub const MAX_HOSTS: u32 = 100;
 pub const ETCD_MEMBERS: u32 = 3;
 pub const ETCD_CLIENT_PORT: u16 = 2379;
 pub const ETCD_PEER_PORT: u16 = 2380;
+/// The outside's address on the underlay: hosts' next hop to the "internet".
+pub const OUTSIDE_UNDERLAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+/// The "internet" the outside plays, routed from every host through [`OUTSIDE_UNDERLAY`].
+pub const OUTSIDE_NET: &str = "198.51.100.0/24";
+/// The outside's own addresses in [`OUTSIDE_NET`] (on its loopback): what tests reach out to.
+pub const OUTSIDE_ADDRS: [Ipv4Addr; 2] = [
+    Ipv4Addr::new(198, 51, 100, 1),
+    Ipv4Addr::new(198, 51, 100, 2),
+];
+/// The outside's name in lab commands (`weft lab exec out -- …`) and its underlay bridge port.
+pub const OUTSIDE_NAME: &str = "out";
 
 /// A validated lab prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -65,6 +78,7 @@ pub enum NsKind {
     Host(u32),
     Etcd(u32),
     Container(String),
+    Outside,
 }
 
 /// A lab: its prefix and where its state lives. All names derive from here.
@@ -91,6 +105,7 @@ impl Lab {
             NsKind::Host(n) => format!("{p}-h{n}"),
             NsKind::Etcd(i) => format!("{p}-e{i}"),
             NsKind::Container(c) => format!("{p}-c-{c}"),
+            NsKind::Outside => format!("{p}-{OUTSIDE_NAME}"),
         }
     }
 
@@ -106,12 +121,18 @@ impl Lab {
     pub fn container_ns(&self, name: &str) -> String {
         self.ns_name(&NsKind::Container(name.to_string()))
     }
+    pub fn outside_ns(&self) -> String {
+        self.ns_name(&NsKind::Outside)
+    }
 
     /// Which of this lab's namespaces `ns` is, if it is one. Never matches another prefix's names.
     pub fn classify(&self, ns: &str) -> Option<NsKind> {
         let rest = ns.strip_prefix(self.prefix.as_str())?.strip_prefix('-')?;
         if rest == "ul" {
             return Some(NsKind::Underlay);
+        }
+        if rest == OUTSIDE_NAME {
+            return Some(NsKind::Outside);
         }
         if let Some(c) = rest.strip_prefix("c-") {
             return (!c.is_empty()).then(|| NsKind::Container(c.to_string()));
@@ -291,6 +312,7 @@ mod tests {
         assert_eq!(lab.host_ns(3), "weft-h3");
         assert_eq!(lab.etcd_ns(1), "weft-e1");
         assert_eq!(lab.container_ns("web-1"), "weft-c-web-1");
+        assert_eq!(lab.outside_ns(), "weft-out");
         assert_eq!(lab.dir, Path::new("/run/weft/lab/weft"));
         assert_eq!(
             lab.embedded_store_url(),
@@ -312,6 +334,7 @@ mod tests {
             NsKind::Etcd(3),
             NsKind::Container("web".into()),
             NsKind::Container("h1".into()),
+            NsKind::Outside,
         ] {
             assert_eq!(lab.classify(&lab.ns_name(&kind)), Some(kind.clone()));
             assert!(lab.owns_ns(&lab.ns_name(&kind)));

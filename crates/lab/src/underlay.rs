@@ -10,7 +10,11 @@ use ipnet::{IpNet, Ipv4Net};
 use weft_netlink::{sysctl, Netlink, Netns};
 
 use crate::netns;
-use crate::topology::{Lab, UNDERLAY_BRIDGE, UNDERLAY_IFNAME, UNDERLAY_MTU, UNDERLAY_PREFIX_LEN};
+use crate::state::HostEntry;
+use crate::topology::{
+    Lab, OUTSIDE_ADDRS, OUTSIDE_NAME, OUTSIDE_NET, OUTSIDE_UNDERLAY, UNDERLAY_BRIDGE,
+    UNDERLAY_IFNAME, UNDERLAY_MTU, UNDERLAY_PREFIX_LEN,
+};
 
 /// Sysctls of every lab netns: IPv6 on, and bridged traffic skips netfilter (br_netfilter is built
 /// in here and on by default in each netns).
@@ -81,6 +85,32 @@ pub async fn create_node(lab: &Lab, name: &str, node: &str, addr: Ipv4Addr) -> R
     }
     .await
     .with_context(|| format!("configuring {name}"))
+}
+
+/// Creates `P-out`, the outside world: on the underlay at [`OUTSIDE_UNDERLAY`] with the
+/// [`OUTSIDE_ADDRS`] on its loopback (so that they are its own whatever interface a packet came in
+/// by), and a route to [`OUTSIDE_NET`] through it on every host.
+pub async fn create_outside(lab: &Lab, hosts: &[HostEntry]) -> Result<()> {
+    let name = lab.outside_ns();
+    create_node(lab, &name, OUTSIDE_NAME, OUTSIDE_UNDERLAY).await?;
+    async {
+        let nl = Netlink::open_in(&netns::open(&name)?)?;
+        for a in OUTSIDE_ADDRS {
+            nl.add_address("lo", IpNet::V4(Ipv4Net::new(a, 32)?))
+                .await?;
+        }
+        anyhow::Ok(())
+    }
+    .await
+    .with_context(|| format!("configuring {name}"))?;
+    let net: IpNet = OUTSIDE_NET.parse()?;
+    for h in hosts {
+        let nl = Netlink::open_in(&netns::open(&h.netns)?)?;
+        nl.add_route(net, Some(OUTSIDE_UNDERLAY.into()), None)
+            .await
+            .with_context(|| format!("routing {OUTSIDE_NET} from {} to the outside", h.name))?;
+    }
+    Ok(())
 }
 
 /// Creates a bare namespace (a container): lo up, lab sysctls.

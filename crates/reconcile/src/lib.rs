@@ -3,11 +3,13 @@
 //! through a datapath driver; nothing is ever flushed and rebuilt.
 
 pub mod desired;
+pub mod diagnose;
 pub mod diff;
 pub mod names;
 pub mod path;
 pub mod report;
 pub mod state;
+pub mod trace;
 
 pub use desired::{desired, FdbEntry, NeighEntry, NetDesired};
 pub use diff::{diff_network, NetChanges};

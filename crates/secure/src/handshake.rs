@@ -60,12 +60,7 @@ pub(crate) fn initiate(
         .prologue(&prologue)?
         .build_initiator()?;
     out.clear();
-    message::write_header(
-        out,
-        TYPE_INITIATION,
-        sender_index,
-        &network_id.to_le_bytes(),
-    );
+    weft_wire::secure::push_head(out, TYPE_INITIATION, sender_index, network_id);
     out.resize(INITIATION_LEN, 0);
     let n = hs.write_message(&timestamp.to_bytes(), &mut out[INITIATION_HEADER_LEN..])?;
     if INITIATION_HEADER_LEN + n != INITIATION_LEN {
@@ -172,12 +167,7 @@ pub(crate) fn respond(
     let mut hs = opened.hs;
     hs.set_psk(usize::from(PSK_LOCATION), psk.as_bytes())?;
     out.clear();
-    message::write_header(
-        out,
-        TYPE_RESPONSE,
-        opened.sender,
-        &sender_index.to_le_bytes(),
-    );
+    weft_wire::secure::push_head(out, TYPE_RESPONSE, opened.sender, sender_index);
     out.resize(RESPONSE_LEN, 0);
     let n = hs.write_message(&timestamp.to_bytes(), &mut out[RESPONSE_HEADER_LEN..])?;
     if RESPONSE_HEADER_LEN + n != RESPONSE_LEN {

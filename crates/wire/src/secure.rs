@@ -187,7 +187,9 @@ pub fn parse(pkt: &[u8]) -> Result<Message<'_>, WireError> {
     }
 }
 
-fn push_head(out: &mut Vec<u8>, kind: u8, a: u32, b: u32) {
+/// Appends a handshake message's 12-byte clear header (type, reserved, two u32 fields), for
+/// callers that write the Noise message in place after it.
+pub fn push_head(out: &mut Vec<u8>, kind: u8, a: u32, b: u32) {
     out.extend_from_slice(&[kind, 0, 0, 0]);
     out.extend_from_slice(&a.to_le_bytes());
     out.extend_from_slice(&b.to_le_bytes());
@@ -259,7 +261,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lengths_match_weft_secure() {
+    fn lengths() {
         assert_eq!(INITIATION_LEN, 120);
         assert_eq!(RESPONSE_LEN, 72);
         assert_eq!(TRANSPORT_OVERHEAD, 32);

@@ -130,22 +130,6 @@ fn write_seed_corpus() {
     }
 }
 
-/// The encrypted framing here and the protocol crate agree on every length.
-#[test]
-fn secure_framing_matches_the_protocol_crate() {
-    use weft_wire::secure as w;
-    assert_eq!(w::INITIATION_LEN, weft_secure::message::INITIATION_LEN);
-    assert_eq!(w::RESPONSE_LEN, weft_secure::message::RESPONSE_LEN);
-    assert_eq!(
-        w::TRANSPORT_HEADER_LEN,
-        weft_secure::message::TRANSPORT_HEADER_LEN
-    );
-    assert_eq!(w::TAG_LEN, weft_secure::message::TAG_LEN);
-    assert_eq!(w::TYPE_INITIATION, weft_secure::message::TYPE_INITIATION);
-    assert_eq!(w::TYPE_RESPONSE, weft_secure::message::TYPE_RESPONSE);
-    assert_eq!(w::TYPE_TRANSPORT, weft_secure::message::TYPE_TRANSPORT);
-}
-
 /// The MTU arithmetic of the model (default network MTUs) matches the framing defined here.
 #[test]
 fn model_overheads_match_the_framing() {

@@ -3,9 +3,11 @@
 pub mod agent;
 pub mod attach;
 pub mod detach;
+pub mod doctor;
 pub mod endpoints;
 pub mod network;
 pub mod status;
+pub mod trace;
 
 use anyhow::{bail, Result};
 
@@ -21,6 +23,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Detach(a) => detach::run(&store, a).await,
         Command::Endpoints(a) => endpoints::run(&store, a).await,
         Command::Status(a) => status::run(&store, a).await,
+        Command::Doctor(a) => doctor::run(&store, a).await,
+        Command::Trace(a) => trace::run(&store, a).await,
         Command::Lab { command } => {
             require_root("weft lab")?;
             weft_lab::run_code(command).await

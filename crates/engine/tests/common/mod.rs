@@ -368,7 +368,9 @@ pub fn iperf3_udp(
     let _srv = Iperf3Server::start(server);
     let ip = to_ip.to_string();
     let l = len.to_string();
-    let mut args = vec!["-c", &ip, "-u", "-b", "200M", "-l", &l, "-t", "1", "-J"];
+    // A modest rate: this checks that datagrams of every size cross, not how fast; at higher rates
+    // a loaded machine (two cores shared with builds) drops at the socket buffers.
+    let mut args = vec!["-c", &ip, "-u", "-b", "50M", "-l", &l, "-t", "1", "-J"];
     if reverse {
         args.push("-R");
     }

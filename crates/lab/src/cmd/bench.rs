@@ -164,6 +164,7 @@ async fn measure(lab: &Lab, store: &StoreChoice, args: &Args, p: &Progress) -> R
         hosts: 2,
         store: store.clone(),
         lease_ttl: None,
+        outside: false,
         userspace_hosts: vec![],
     };
     let st = up::up(lab, &opts, p).await?;

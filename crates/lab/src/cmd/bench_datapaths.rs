@@ -512,6 +512,7 @@ async fn up_lab(lab: &Lab, userspace_hosts: Vec<String>, p: &Progress) -> Result
             hosts: 2,
             store: StoreChoice::Embedded,
             lease_ttl: None,
+            outside: false,
             userspace_hosts,
         },
         p,

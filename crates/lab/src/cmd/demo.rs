@@ -91,6 +91,7 @@ async fn tour(lab: &Lab, args: &Args, p: &Progress) -> Result<()> {
         hosts: 3,
         store: StoreChoice::Embedded,
         lease_ttl: None,
+        outside: false,
         userspace_hosts: vec![],
     };
     let st = up::up(lab, &opts, p).await?;

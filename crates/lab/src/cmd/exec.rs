@@ -12,7 +12,8 @@ use crate::PrefixArg;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A host (h1…), a container, `ul` (the underlay bridge) or an etcd member (e1…e3).
+    /// A host (h1…), a container, `ul` (the underlay bridge), `out` (the outside world, after
+    /// `up --outside`) or an etcd member (e1…e3).
     pub name: String,
     /// The command and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
@@ -46,6 +47,18 @@ pub fn resolve(lab: &Lab, st: &LabState, name: &str) -> Result<Place> {
             netns: lab.ul_ns(),
             host: None,
         });
+    }
+    if name == topology::OUTSIDE_NAME {
+        return match &st.outside {
+            Some(o) => Ok(Place {
+                netns: o.netns.clone(),
+                host: None,
+            }),
+            None => bail!(
+                "lab {} has no outside namespace (build it with `weft lab up --outside`)",
+                lab.prefix
+            ),
+        };
     }
     if let Some(e) = st.etcd.iter().find(|e| e.name == name) {
         return Ok(Place {
@@ -132,6 +145,7 @@ mod tests {
             containers: [("web".to_string(), "h1".to_string())].into(),
             created_at_ms: 0,
             lease_ttl: None,
+            outside: None,
         }
     }
 

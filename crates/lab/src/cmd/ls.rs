@@ -32,6 +32,8 @@ pub struct Listing {
     pub hosts: Vec<HostRow>,
     pub etcd: Vec<EtcdRow>,
     pub containers: Vec<ContainerRow>,
+    /// The outside world (`up --outside`).
+    pub outside: Option<crate::state::OutsideEntry>,
 }
 
 #[derive(Debug, Serialize)]
@@ -164,6 +166,7 @@ pub async fn listing(lab: &Lab, st: &LabState) -> Listing {
         hosts,
         etcd,
         containers,
+        outside: st.outside.clone(),
     }
 }
 
@@ -195,6 +198,15 @@ pub fn print_text(l: &Listing) {
         })
         .collect();
     crate::table::print(&["HOST", "UNDERLAY", "NETNS", "AGENT", "REGISTERED"], &rows);
+    if let Some(o) = &l.outside {
+        let addrs: Vec<String> = o.addresses.iter().map(|a| a.to_string()).collect();
+        println!(
+            "outside: {} at {} holding {}",
+            o.netns,
+            o.underlay,
+            addrs.join(", ")
+        );
+    }
     if !l.etcd.is_empty() {
         println!();
         let rows: Vec<Vec<String>> = l

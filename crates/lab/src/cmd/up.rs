@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::etcd;
 use crate::process::{self, Daemon};
 use crate::progress::Progress;
-use crate::state::{self, EtcdEntry, HostEntry, LabState, StoreKind, STATE_VERSION};
+use crate::state::{self, EtcdEntry, HostEntry, LabState, OutsideEntry, StoreKind, STATE_VERSION};
 use crate::teardown;
 use crate::topology::{self, Lab, STATE_ROOT};
 use crate::underlay;
@@ -35,6 +35,10 @@ pub struct Args {
     /// (`weft agent --datapath userspace`), e.g. `h2,h3`.
     #[arg(long, value_delimiter = ',')]
     pub userspace_hosts: Vec<String>,
+    /// Also build `out`, the outside world: a namespace on the underlay at 192.0.2.254 holding
+    /// 198.51.100.1 and .2, which every host routes 198.51.100.0/24 to (`weft lab exec out -- …`).
+    #[arg(long)]
+    pub outside: bool,
     #[command(flatten)]
     pub prefix: PrefixArg,
 }
@@ -67,6 +71,7 @@ pub struct UpOptions {
     pub userspace_hosts: Vec<String>,
     pub store: StoreChoice,
     pub lease_ttl: Option<u64>,
+    pub outside: bool,
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -76,6 +81,7 @@ pub async fn run(args: Args) -> Result<()> {
         userspace_hosts: args.userspace_hosts,
         store: StoreChoice::parse(&args.store)?,
         lease_ttl: args.lease_ttl,
+        outside: args.outside,
     };
     let p = Progress::new(lab.prefix.as_str());
     let st = up(&lab, &opts, &p).await?;
@@ -181,6 +187,23 @@ async fn build(
             underlay: addr,
         });
     }
+    let outside = if opts.outside {
+        let ns = lab.outside_ns();
+        p.step(format!(
+            "outside: netns {ns}, {}={}/24 holding {}",
+            topology::UNDERLAY_IFNAME,
+            topology::OUTSIDE_UNDERLAY,
+            topology::OUTSIDE_ADDRS.map(|a| a.to_string()).join(", ")
+        ));
+        underlay::create_outside(lab, &hosts).await?;
+        Some(OutsideEntry {
+            netns: ns,
+            underlay: topology::OUTSIDE_UNDERLAY,
+            addresses: topology::OUTSIDE_ADDRS.to_vec(),
+        })
+    } else {
+        None
+    };
     let (store_kind, store_url, etcd_members) = match &opts.store {
         StoreChoice::Embedded => (StoreKind::Embedded, lab.embedded_store_url(), vec![]),
         StoreChoice::External(u) => (StoreKind::External, u.clone(), vec![]),
@@ -214,6 +237,7 @@ async fn build(
         containers: Default::default(),
         created_at_ms: now_ms(),
         lease_ttl: opts.lease_ttl,
+        outside,
     };
     state::save(lab, &st)?;
     for h in &hosts {
