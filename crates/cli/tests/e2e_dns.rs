@@ -135,6 +135,12 @@ fn names_across_hosts_only_on_shared_networks() {
         }
     }
 
+    // Over TCP too (what a stub falls back to for a truncated answer).
+    assert_eq!(
+        dig_short(&lab, "a3", &["+tcp", "a1.neta"]),
+        [lab.ip4("a1", A)]
+    );
+
     // A service of three endpoints on three hosts: all answered, each first in turn.
     let svc: Vec<String> = ["a1", "a2", "a3"].iter().map(|c| lab.ip4(c, A)).collect();
     let mut firsts = std::collections::BTreeSet::new();
