@@ -34,6 +34,8 @@ pub struct Syncer {
     /// The resolver of local containers, and where its counters go.
     dns: Option<(weft_dns::DnsServer, PathBuf)>,
     dns_stats: Option<weft_dns::DnsStats>,
+    /// Local containers as of the last DNS update.
+    dns_local: BTreeSet<String>,
     /// The last error programming each network, so a failure retried every second is logged
     /// once (and again when it changes), not every time.
     errors: BTreeMap<String, String>,
@@ -67,6 +69,7 @@ impl Syncer {
             engine: None,
             dns: None,
             dns_stats: None,
+            dns_local: BTreeSet::new(),
             errors: BTreeMap::new(),
         }
     }
@@ -97,6 +100,22 @@ impl Syncer {
                 .or_default()
                 .push(e.network.clone());
         }
+        for nets in local.values_mut() {
+            nets.dedup();
+        }
+        // The resolv.conf of named containers follows too (attach and detach write it first).
+        let domain = dns.config().domain.clone();
+        for gone in self.dns_local.iter().filter(|c| !local.contains_key(*c)) {
+            if let Err(e) = weft_control::resolver::sync_file(gone, Some(&domain), &[]) {
+                tracing::warn!("{e:#}");
+            }
+        }
+        for (c, nets) in &local {
+            if let Err(e) = weft_control::resolver::sync_file(c, Some(&domain), nets) {
+                tracing::warn!("{e:#}");
+            }
+        }
+        self.dns_local = local.keys().cloned().collect();
         dns.set_local(local).await;
     }
 

@@ -248,6 +248,19 @@ fn names_across_hosts_only_on_shared_networks() {
         "m still resolves a1 after leaving neta"
     );
     assert_eq!(getent4(&lab, "m", "b1"), Some(lab.ip4("b1", B)));
+
+    // The network removed with its containers: their names, resolvers and files go on every host.
+    lab.ok_on("h1", &["network", "rm", B, "--force"]);
+    for c in ["b1", "b2", "m"] {
+        let ns = lab.netns(c);
+        let conf = format!("/etc/netns/{ns}/resolv.conf");
+        assert!(
+            eventually(DEADLINE, || !std::path::Path::new(&conf).exists()
+                && !lab.ss(&ns).contains(":53")),
+            "{c} kept its resolv.conf or resolver after network rm:\n{}",
+            lab.ss(&ns)
+        );
+    }
 }
 
 #[test]

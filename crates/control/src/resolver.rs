@@ -43,23 +43,35 @@ pub async fn configure(
     domain: Option<&str>,
     container: &str,
 ) -> Result<Option<Written>> {
+    if netns_name(container).is_none() {
+        return Ok(None);
+    }
+    let nets = networks_of(store, host_id, container).await?;
+    sync_file(container, domain, &nets)
+}
+
+/// Brings the resolv.conf of the named container to `nets` under `domain`: written when it
+/// differs, removed when `nets` is empty (or `domain` is None), never over a file weft did not
+/// write. Attach and detach call it, and the agent keeps it so as the store changes (for example
+/// when `network rm --force` takes a container's last endpoint). Nothing for unnamed containers.
+pub fn sync_file(
+    container: &str,
+    domain: Option<&str>,
+    nets: &[String],
+) -> Result<Option<Written>> {
     let Some(name) = netns_name(container) else {
         return Ok(None);
     };
-    let nets = networks_of(store, host_id, container).await?;
-    if nets.is_empty() {
+    let (Some(domain), false) = (domain, nets.is_empty()) else {
         resolvconf::remove_for_netns(name)
             .with_context(|| format!("removing {}", resolvconf::path_for_netns(name).display()))?;
         return Ok(None);
-    }
-    let Some(domain) = domain else {
-        return Ok(None);
     };
-    let text = resolvconf::render(weft_model::RESOLVER_ADDR, domain, &nets);
+    let text = resolvconf::render(weft_model::RESOLVER_ADDR, domain, nets);
     let w = resolvconf::write_for_netns(name, &text)
         .with_context(|| format!("writing {}", resolvconf::path_for_netns(name).display()))?;
     if let Written::NotOurs(p) = &w {
-        tracing::info!(path = %p.display(), "not weft's: leaving it as it is");
+        tracing::debug!(path = %p.display(), "not weft's: leaving it as it is");
     }
     Ok(Some(w))
 }

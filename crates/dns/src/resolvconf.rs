@@ -63,6 +63,8 @@ pub enum Written {
         previous: Option<String>,
         made_dir: bool,
     },
+    /// Weft's file already says this: left alone.
+    Unchanged,
     /// Someone else's file is there: left alone.
     NotOurs(PathBuf),
 }
@@ -73,6 +75,7 @@ pub fn write_for_netns(netns_name: &str, content: &str) -> io::Result<Written> {
     let path = path_for_netns(netns_name);
     let dir = path.parent().expect("has a parent").to_path_buf();
     let previous = match std::fs::read_to_string(&path) {
+        Ok(t) if t == content => return Ok(Written::Unchanged),
         Ok(t) if t.lines().next() == Some(MARKER) => Some(t),
         Ok(_) => return Ok(Written::NotOurs(path)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -100,7 +103,7 @@ pub fn write_for_netns(netns_name: &str, content: &str) -> io::Result<Written> {
 /// made) gone.
 pub fn undo(w: &Written) -> io::Result<()> {
     match w {
-        Written::NotOurs(_) => Ok(()),
+        Written::NotOurs(_) | Written::Unchanged => Ok(()),
         Written::Wrote {
             path,
             previous: Some(p),
