@@ -181,6 +181,26 @@ fn names_across_hosts_only_on_shared_networks() {
     assert_eq!(getent4(&lab, "m", "a3"), Some(lab.ip4("a3", A)));
     assert_eq!(getent4(&lab, "m", "b2"), Some(lab.ip4("b2", B)));
 
+    // Not an open resolver: nothing answers on the hosts' underlay addresses, nor on the hosts'
+    // own loopback.
+    for (from, server) in [("h2", "192.0.2.11"), ("h1", "127.0.0.53")] {
+        let o = lab.exec(
+            from,
+            &[
+                "dig",
+                "+tries=1",
+                "+time=1",
+                &format!("@{server}"),
+                "a1.neta",
+            ],
+        );
+        assert!(
+            !o.status.success(),
+            "{server} answered from {from}:\n{}",
+            out_text(&o)
+        );
+    }
+
     // The lab has no outside: names beyond weft are refused, never sent to the machine's resolvers.
     let (s, t) = dig_status(&lab, "a1", &["example.com"]);
     assert_eq!(s, "REFUSED", "{t}");
