@@ -111,7 +111,13 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         tracing::info!(path = %path.display(), "engine counters go to the stats file");
         AbortOnDrop(tokio::spawn(stats::write_stats_forever(engine, path)))
     });
-    let mut agent = sync::Syncer::new(id.clone(), store.clone(), Box::new(built.dp), reg);
+    let mut agent = sync::Syncer::new(
+        id.clone(),
+        store.clone(),
+        Box::new(built.dp),
+        Box::new(weft_firewall::NftFirewall::new()),
+        reg,
+    );
     agent.set_resync(cfg.resync_every);
     agent.set_engine(built.engine);
     if let Some(d) = &cfg.dns {

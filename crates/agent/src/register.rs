@@ -109,11 +109,14 @@ impl Registration {
                     lease: Some(self.lease),
                 });
             }
+            let (c, o) = weft_control::ports::claim(ep, self.lease);
+            compares.extend(c);
+            ops.extend(o);
             let res = self.store.txn(compares, ops).await?;
             if !res.succeeded {
                 tracing::error!(
                     endpoint = %ep.id, network = %ep.network,
-                    "cannot restore endpoint after losing the lease: its record or an address was taken meanwhile"
+                    "cannot restore endpoint after losing the lease: its record, an address or a published port was taken meanwhile"
                 );
             }
         }

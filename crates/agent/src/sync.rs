@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Result;
 use weft_datapath::{Datapath, Removal};
 use weft_engine::Engine;
+use weft_firewall::Firewall;
 use weft_model::{keys, Endpoint, HostReport, PeerReport, Record, SCHEMA_VERSION};
-use weft_reconcile::{desired, diff_network, ClusterState, NetDesired};
+use weft_reconcile::{desired, diff_network, firewall, ClusterState, HostFirewall, NetDesired};
 use weft_store::{EventKind, Store, StoreError};
 
 use crate::Registration;
@@ -39,6 +40,11 @@ pub struct Syncer {
     /// The last error programming each network, so a failure retried every second is logged
     /// once (and again when it changes), not every time.
     errors: BTreeMap<String, String>,
+    /// The host's packet filter (weft's own tables) and what it was last given; `None` until
+    /// an apply succeeded, so a failed one is retried.
+    firewall: Box<dyn Firewall>,
+    fw_applied: Option<HostFirewall>,
+    fw_error: Option<String>,
 }
 
 /// How often the peer report is refreshed while encrypted networks are carried (their
@@ -53,6 +59,7 @@ impl Syncer {
         id: String,
         store: Arc<dyn Store>,
         dp: Box<dyn Datapath>,
+        firewall: Box<dyn Firewall>,
         reg: Registration,
     ) -> Syncer {
         Syncer {
@@ -71,6 +78,9 @@ impl Syncer {
             dns_stats: None,
             dns_local: BTreeSet::new(),
             errors: BTreeMap::new(),
+            firewall,
+            fw_applied: None,
+            fw_error: None,
         }
     }
 
@@ -94,7 +104,11 @@ impl Syncer {
         };
         dns.set_names(self.state.networks.values(), self.state.endpoints.values());
         let mut local: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for e in self.state.endpoints_on(&self.id) {
+        for e in self
+            .state
+            .endpoints_on(&self.id)
+            .filter(|e| e.kind.is_container())
+        {
             local
                 .entry(e.container.clone())
                 .or_default()
@@ -181,7 +195,7 @@ impl Syncer {
                     }
                 }
                 _ = resync.tick() => self.converge(true).await,
-                _ = retry.tick(), if !self.dirty.is_empty() => self.converge(false).await,
+                _ = retry.tick(), if !self.dirty.is_empty() || self.fw_applied.is_none() => self.converge(false).await,
                 _ = report.tick(), if self.applied.values().any(|d| d.encrypted) => self.report().await,
                 _ = dns_tick.tick(), if self.dns.is_some() => self.tick_dns().await,
             }
@@ -252,6 +266,7 @@ impl Syncer {
                         && a.encrypted == d.encrypted
                         && a.psk_fingerprint == d.psk_fingerprint
                         && a.peer_keys == d.peer_keys
+                        && a.bridge_l3 == d.bridge_l3
                 });
             let res = if incremental {
                 let a = &self.applied[name];
@@ -292,7 +307,42 @@ impl Syncer {
                 }
             }
         }
+        self.sync_firewall(full, &want).await;
         self.report().await;
+    }
+
+    /// Brings weft's tables in the host's packet filter to what the networks carried here need
+    /// (on a full pass also when unchanged but the tables are gone, say flushed by someone).
+    async fn sync_firewall(&mut self, full: bool, want: &BTreeMap<String, NetDesired>) {
+        let fw = firewall(&self.id, &self.state, want);
+        if self.fw_applied.as_ref() == Some(&fw) {
+            if !full {
+                return;
+            }
+            match self.firewall.in_place(&fw).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!("weft's nftables tables were removed; writing them again")
+                }
+                Err(e) => tracing::warn!("checking the packet filter: {e:#}"),
+            }
+        }
+        match self.firewall.apply(&fw).await {
+            Ok(()) => {
+                if self.fw_error.take().is_some() {
+                    tracing::info!("packet filter written after earlier errors");
+                }
+                self.fw_applied = Some(fw);
+            }
+            Err(e) => {
+                let text = format!("{e:#}");
+                if self.fw_error.as_ref() != Some(&text) {
+                    tracing::error!("writing the packet filter: {text}; will retry every second");
+                }
+                self.fw_error = Some(text);
+                self.fw_applied = None;
+            }
+        }
     }
 
     /// Writes this host's peer report when it changed (under the lease, so it goes with the host).

@@ -30,6 +30,10 @@ pub enum Command {
     Attach(cmd::attach::Args),
     /// Detach a container from a network.
     Detach(cmd::detach::Args),
+    /// Give this host an address on a network, so that it reaches the network's containers on every host.
+    Expose(cmd::expose::Args),
+    /// Take back this host's address on a network (`weft expose`).
+    Hide(cmd::hide::Args),
     /// List endpoints (attached containers) across the cluster.
     Endpoints(cmd::endpoints::Args),
     /// Show hosts and their lease state, networks and endpoint counts.

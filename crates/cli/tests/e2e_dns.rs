@@ -283,6 +283,83 @@ fn names_across_hosts_only_on_shared_networks() {
     }
 }
 
+/// A child killed on drop (the outside's resolver).
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn forwards_to_the_outside_from_the_host() {
+    let lab = Lab::up_with(2, "embedded", &["--outside"]);
+    lab.ok_on("h1", &["network", "create", A, "--subnet", "10.74.0.0/24"]);
+    lab.run("h1", "c1", A);
+    lab.run("h2", "c2", A);
+    // The internet's resolver, in the outside namespace; its log says who asked.
+    let log = format!("/run/weft/lab/{}/outside-dnsmasq.log", lab.prefix);
+    let _resolver = Kill(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &format!("{}-out", lab.prefix), "dnsmasq"])
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--pid-file=",
+                "--bind-interfaces",
+                "--listen-address=192.0.2.254",
+                "--address=/example.test/198.51.100.7",
+                "--log-queries",
+                "--log-facility=-",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("dnsmasq (scripts/deps installs dnsmasq-base)"),
+    );
+    assert!(
+        eventually(DEADLINE, || dig_short(
+            &lab,
+            "h1",
+            &["@192.0.2.254", "example.test"]
+        ) == ["198.51.100.7"]),
+        "the outside's resolver did not come up"
+    );
+
+    for from in ["c1", "c2"] {
+        assert_eq!(dig_short(&lab, from, &["example.test"]), ["198.51.100.7"]);
+        assert_eq!(
+            dig_short(&lab, from, &["+tcp", "www.example.test"]),
+            ["198.51.100.7"]
+        );
+        assert_eq!(
+            getent4(&lab, from, "api.example.test").as_deref(),
+            Some("198.51.100.7")
+        );
+    }
+    // weft's own names still answered here, and never asked upstream.
+    assert_eq!(getent4(&lab, "c2", "c1"), Some(lab.ip4("c1", A)));
+    assert_eq!(dig_status(&lab, "c1", &["nope.neta"]).0, "NXDOMAIN");
+    let asked = std::fs::read_to_string(&log).unwrap();
+    for host in ["192.0.2.11", "192.0.2.12"] {
+        assert!(
+            asked.contains(&format!("example.test from {host}")),
+            "no query from host {host}:\n{asked}"
+        );
+    }
+    assert!(
+        !asked.contains("from 10.74."),
+        "a container asked directly:\n{asked}"
+    );
+    for ours in ["neta", "weft.internal", "] c1 "] {
+        assert!(!asked.contains(ours), "{ours} went upstream:\n{asked}");
+    }
+}
+
 #[test]
 fn bad_names_change_nothing() {
     let lab = Lab::up(1, "embedded");

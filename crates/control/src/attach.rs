@@ -7,12 +7,14 @@ use std::os::fd::AsFd;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use weft_model::{keys, validate, Allocation, Endpoint, Mac, Network, Record, SCHEMA_VERSION};
+use weft_model::{
+    keys, validate, Allocation, Endpoint, EndpointKind, Mac, Network, Record, SCHEMA_VERSION,
+};
 use weft_netlink::{Netlink, Netns, NetnsTarget};
 use weft_reconcile::names;
 use weft_store::{Compare, LeaseId, Op, Store};
 
-use crate::{hosts, networks, read, resolver};
+use crate::{hosts, networks, ports, read, resolver};
 
 #[derive(Debug, Clone)]
 pub struct AttachRequest {
@@ -25,6 +27,8 @@ pub struct AttachRequest {
     /// More names the container answers to in DNS (after `name`).
     pub aliases: Vec<String>,
     pub host: String,
+    /// `HOSTPORT:PORT[/tcp|udp]` specs.
+    pub publish: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +65,15 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
         }
         None => None,
     };
+    let mut publish = weft_model::ports::parse_all(&req.publish)?;
+    publish.sort();
     let net = networks::get(store, &req.network).await?;
+    if !publish.is_empty() && !net.egress {
+        bail!(
+            "network {} was created with --no-egress: its containers cannot answer outside callers, so it publishes no ports",
+            net.name
+        );
+    }
     let (want4, want6) = requested_addresses(&net, &req.ips)?;
     let target: NetnsTarget = req.target.parse().map_err(|e| anyhow!("{e}"))?;
     let container = target.path().display().to_string();
@@ -80,6 +92,18 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
         if e.ifname == req.ifname && link.as_ref().is_some_and(|l| l.mac.octets() == e.mac.0) {
             let same4 = want4.is_none_or(|a| a == e.ipv4);
             let same6 = want6.is_none() || want6 == e.ipv6;
+            if e.publish != publish {
+                bail!(
+                    "{} is already attached to {} publishing {}; detach it first to change published ports",
+                    req.target,
+                    net.name,
+                    if e.publish.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        e.publish.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                    }
+                );
+            }
             if !(same4 && same6) {
                 bail!(
                     "{} is already attached to {} with {}; detach it first to change addresses",
@@ -127,6 +151,8 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
         ipv6: None,
         names: dns_names(req.name.as_deref(), &req.aliases),
         labels: Default::default(),
+        kind: EndpointKind::Container,
+        publish,
     };
     allocate_and_record(store, &net, &mut ep, mac, want4, want6, lease).await?;
 
@@ -180,7 +206,7 @@ fn dns_names(name: Option<&str>, aliases: &[String]) -> Vec<String> {
     out
 }
 
-fn requested_addresses(
+pub(crate) fn requested_addresses(
     net: &Network,
     ips: &[String],
 ) -> Result<(Option<Ipv4Net>, Option<Ipv6Net>)> {
@@ -213,8 +239,9 @@ fn requested_addresses(
 }
 
 /// Allocates the endpoint's addresses and writes its record in one transaction: every address key
-/// must be absent, so concurrent attaches anywhere in the cluster never share an address.
-async fn allocate_and_record(
+/// must be absent, so concurrent attaches anywhere in the cluster never share an address (and
+/// every published host port of this host, so that no two endpoints share one).
+pub(crate) async fn allocate_and_record(
     store: &dyn Store,
     net: &Network,
     ep: &mut Endpoint,
@@ -231,6 +258,7 @@ async fn allocate_and_record(
     // Addresses others tried and lost in this loop are skipped on the next round.
     let mut lost: HashSet<IpAddr> = HashSet::new();
     for _ in 0..ALLOC_ATTEMPTS {
+        ports::check_free(store, &ep.host, &ep.publish).await?;
         let (kvs, _) = store.list(&keys::ipam_of(&net.name)).await?;
         let prefix = keys::ipam_of(&net.name);
         let mut taken: HashSet<IpAddr> = kvs
@@ -293,6 +321,9 @@ async fn allocate_and_record(
                 lease: Some(lease),
             });
         }
+        let (c, o) = ports::claim(ep, lease);
+        compares.extend(c);
+        ops.extend(o);
         // The network must still exist, unchanged, or the endpoint would be an orphan.
         let (_, net_kv) = read::get::<Network>(store, &keys::network(&net.name))
             .await?
@@ -343,6 +374,7 @@ pub async fn delete_records(store: &dyn Store, ep: &Endpoint) -> Result<()> {
             }
         }
     }
+    ops.extend(ports::release(store, ep).await?);
     store.txn(vec![], ops).await?;
     Ok(())
 }
@@ -388,6 +420,25 @@ async fn plumb(
     cnl.set_up(&ep.ifname).await?;
     // The resolver listens on a loopback address in the container.
     cnl.set_up("lo").await?;
+    if net.egress {
+        default_routes(cnl, net, ep).await?;
+    }
+    crate::firewall::apply_state(&ep.host, &state).await?;
+    Ok(())
+}
+
+/// The container's way out: a default route via the network's gateway (its own host's bridge),
+/// unless it already has one (from a network it joined before: the first one keeps it).
+async fn default_routes(cnl: &Netlink, net: &Network, ep: &Endpoint) -> Result<()> {
+    let mut gateways = vec![(IpNet::V4(Ipv4Net::default()), IpAddr::V4(net.gateway4))];
+    if let (Some(g6), Some(_)) = (net.gateway6, ep.ipv6) {
+        gateways.push((IpNet::V6(Ipv6Net::default()), IpAddr::V6(g6)));
+    }
+    for (default, gw) in gateways {
+        if cnl.routes_to(default).await?.is_empty() {
+            cnl.add_route(default, Some(gw), Some(&ep.ifname)).await?;
+        }
+    }
     Ok(())
 }
 

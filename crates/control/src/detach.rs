@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, Result};
 use weft_datapath::{Datapath, KernelDatapath, Removal};
-use weft_model::Endpoint;
+use weft_model::{Endpoint, Network};
 use weft_netlink::Netlink;
 use weft_store::Store;
 
@@ -37,19 +37,33 @@ pub async fn detach(
     if let Err(e) = resolver::configure(store, host_id, domain.as_deref(), &ep.container).await {
         tracing::warn!("{e:#}");
     }
-    // The host's last endpoint of the network takes the network's devices with it. Read afresh:
-    // an attach running meanwhile has written its record before plugging anything in.
-    let left = networks::endpoints(store, network).await?;
-    if !left.iter().any(|e| e.host == host_id) {
-        if let Ok((host, _)) = hosts::registered(store, host_id).await {
+    settle_local(store, host_id, &net).await?;
+    Ok(ep)
+}
+
+/// After this host's records of a network changed (detach, hide): the bridge's addresses follow
+/// (an exposure gone), or the host's last endpoint of the network takes the network's devices
+/// with it; then the packet filter. Reads the store afresh: an attach running meanwhile has
+/// written its record before plugging anything in.
+pub(crate) async fn settle_local(store: &dyn Store, host_id: &str, net: &Network) -> Result<()> {
+    let Ok((host, _)) = hosts::registered(store, host_id).await else {
+        return Ok(());
+    };
+    let (state, _) = crate::state::load(store).await?;
+    match weft_reconcile::desired(host_id, &state).get(&net.name) {
+        Some(d) => {
+            weft_datapath::bridge::ensure(&Netlink::open()?, d).await?;
+        }
+        None => {
             let dp = KernelDatapath::new(host.underlay, host.vxlan_port).await?;
             if let Removal::Busy(ports) = dp.remove(net.vni).await? {
                 tracing::info!(
                     ?ports,
-                    "network {network} still has ports here; the agent removes it once unused"
+                    "network {} still has ports here; the agent removes it once unused",
+                    net.name
                 );
             }
         }
     }
-    Ok(ep)
+    crate::firewall::apply_state(host_id, &state).await
 }

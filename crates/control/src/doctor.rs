@@ -82,7 +82,11 @@ pub async fn doctor(store: &dyn Store, store_url: &str, host: &str) -> Result<Re
     }
 
     let mut endpoints = BTreeMap::new();
-    for e in state.endpoints_on(host) {
+    // The host's own exposure (`weft expose`) has no veth or namespace to look at.
+    for e in state
+        .endpoints_on(host)
+        .filter(|e| e.kind == weft_model::EndpointKind::Container)
+    {
         endpoints.insert(
             (e.network.clone(), e.id.clone()),
             EndpointSeen {

@@ -5,8 +5,12 @@
 pub mod attach;
 pub mod detach;
 pub mod doctor;
+pub mod expose;
+pub mod firewall;
+pub mod hide;
 pub mod hosts;
 pub mod networks;
+pub mod ports;
 pub mod psk;
 pub mod read;
 pub mod resolver;

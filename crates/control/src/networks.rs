@@ -24,6 +24,8 @@ pub struct NetworkSpec {
     pub encrypted: bool,
     /// Fingerprint of the network's pre-shared key, if it has one (the key stays on the hosts).
     pub psk_fingerprint: Option<String>,
+    /// Containers get no way beyond the overlay (egress is on unless this is set).
+    pub no_egress: bool,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -92,6 +94,7 @@ pub async fn create(store: &dyn Store, spec: &NetworkSpec) -> Result<Network> {
             encrypted: spec.encrypted,
             psk_fingerprint: spec.psk_fingerprint.clone(),
             datapath: spec.datapath,
+            egress: !spec.no_egress,
             labels: spec.labels.clone(),
         };
         // The guard key makes the overlap and VNI checks above atomic with the create: any concurrent
@@ -197,8 +200,17 @@ pub async fn remove(store: &dyn Store, name: &str, force: bool) -> Result<usize>
         let mut hosts: Vec<&str> = eps.iter().map(|e| e.host.as_str()).collect();
         hosts.sort();
         hosts.dedup();
+        let exposed = eps
+            .iter()
+            .filter(|e| e.kind == weft_model::EndpointKind::Host)
+            .count();
+        let how = if exposed > 0 {
+            format!("detach them ({exposed} are hosts: `weft hide {name}` there) first")
+        } else {
+            "detach them first".to_string()
+        };
         bail!(
-            "network {name:?} still has {} endpoint(s) on host(s) {}: detach them first or use --force",
+            "network {name:?} still has {} endpoint(s) on host(s) {}: {how} or use --force",
             eps.len(),
             hosts.join(", ")
         );
@@ -224,6 +236,9 @@ pub async fn remove(store: &dyn Store, name: &str, force: bool) -> Result<usize>
     ops.extend(ipam_kvs.iter().map(|kv| Op::Delete {
         key: kv.key.clone(),
     }));
+    for ep in &eps {
+        ops.extend(crate::ports::release(store, ep).await?);
+    }
     let res = store
         .txn(
             vec![Compare::ModRevision(keys::network(name), kv.mod_revision)],

@@ -3,9 +3,64 @@
 
 use std::collections::HashSet;
 
-use anyhow::Result;
-use weft_netlink::Netlink;
-use weft_reconcile::names;
+use anyhow::{Context, Result};
+use ipnet::IpNet;
+use weft_netlink::{LinkInfo, MacAddr, Netlink};
+use weft_reconcile::{names, NetDesired};
+
+/// Makes sure the network's bridge exists with its own layer 3 as desired: the fixed MAC, the
+/// gateway and any exposed address, and one route per subnet with the chosen source. The
+/// addresses carry no prefix route of their own, so that the route's source is weft's choice (the
+/// exposed address when there is one: replies from other hosts' containers must come back here,
+/// and the gateway exists on every host).
+pub async fn ensure(nl: &Netlink, net: &NetDesired) -> Result<LinkInfo> {
+    let l3 = &net.bridge_l3;
+    nl.ensure_bridge(&net.bridge, net.mtu).await?;
+    async {
+        let info = nl
+            .link_by_name(&net.bridge)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("bridge {} vanished", net.bridge))?;
+        if info.mac.octets() != l3.mac.0 {
+            nl.set_mac(&net.bridge, MacAddr(l3.mac.0)).await?;
+        }
+        let have: Vec<IpNet> = nl
+            .list_addresses(&net.bridge)
+            .await?
+            .into_iter()
+            .filter(|a| !is_link_local(a))
+            .collect();
+        for a in &l3.addresses {
+            if !have.contains(a) {
+                nl.add_address_noprefixroute(&net.bridge, *a).await?;
+            }
+        }
+        for (subnet, src) in &l3.routes {
+            if nl.route_src(*subnet, &net.bridge).await? != Some(Some(*src)) {
+                nl.replace_route_src(*subnet, &net.bridge, *src).await?;
+            }
+        }
+        // Only once no route uses them as source: the kernel takes such routes away with them.
+        for a in have.iter().filter(|a| !l3.addresses.contains(a)) {
+            nl.del_address(&net.bridge, *a).await?;
+        }
+        anyhow::Ok(info)
+    }
+    .await
+    .with_context(|| {
+        format!(
+            "the addresses of bridge {} (network {})",
+            net.bridge, net.network
+        )
+    })
+}
+
+fn is_link_local(a: &IpNet) -> bool {
+    match a {
+        IpNet::V6(n) => n.addr().segments()[0] & 0xffc0 == 0xfe80,
+        IpNet::V4(n) => n.addr().is_link_local(),
+    }
+}
 
 /// VNIs of the networks that have any weft device on this host.
 pub async fn present(nl: &Netlink) -> Result<Vec<u32>> {

@@ -160,7 +160,7 @@ impl Datapath for KernelDatapath {
                 net.network
             );
         }
-        let br = self.nl.ensure_bridge(&net.bridge, net.mtu).await?;
+        let br = crate::bridge::ensure(&self.nl, net).await?;
         self.nl
             .ensure_vxlan(&VxlanSpec {
                 name: net.vxlan.clone(),

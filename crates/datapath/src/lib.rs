@@ -1,7 +1,7 @@
 //! Datapath drivers. The trait lives here; each driver has its own module (`kernel` today, the
 //! userspace engine later). The agent and `attach` drive them through the same desired-state model.
 
-mod bridge;
+pub mod bridge;
 pub mod kernel;
 pub mod select;
 pub mod userspace;
@@ -36,9 +36,7 @@ pub async fn prepare_attach(net: &NetDesired, underlay: std::net::IpAddr, port: 
             dp.add_missing(net).await?;
         }
         weft_reconcile::Path::Userspace => {
-            weft_netlink::Netlink::open()?
-                .ensure_bridge(&net.bridge, net.mtu)
-                .await?;
+            bridge::ensure(&weft_netlink::Netlink::open()?, net).await?;
         }
     }
     Ok(())

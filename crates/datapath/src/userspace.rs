@@ -150,7 +150,7 @@ impl Datapath for UserspaceDatapath {
     }
 
     async fn ensure(&self, net: &NetDesired) -> Result<()> {
-        let br = self.nl.ensure_bridge(&net.bridge, net.mtu).await?;
+        let br = crate::bridge::ensure(&self.nl, net).await?;
         if !self
             .given
             .lock()

@@ -24,6 +24,7 @@ pub fn map() -> NameMap {
         encrypted: false,
         psk_fingerprint: None,
         datapath: DatapathChoice::Auto,
+        egress: true,
         labels: Default::default(),
     };
     let ep = |id: &str, network: &str, v4: &str, v6: &str, name: &str| Endpoint {
@@ -39,6 +40,8 @@ pub fn map() -> NameMap {
         ipv6: Some(v6.parse().expect("valid")),
         names: vec![name.into()],
         labels: Default::default(),
+        kind: Default::default(),
+        publish: Vec::new(),
     };
     let nets = [
         net("a", "10.1.0.0/24", "fd01::/64"),

@@ -63,7 +63,8 @@ impl NameMap {
             z.subnet4 = Some(n.subnet4);
             z.subnet6 = n.subnet6;
         }
-        for e in endpoints {
+        // Host exposures (`weft expose`) carry no names.
+        for e in endpoints.into_iter().filter(|e| e.kind.is_container()) {
             let z = map.zones.entry(e.network.clone()).or_default();
             let addrs = Addrs {
                 v4: e.ipv4.addr(),
@@ -151,6 +152,7 @@ pub(crate) mod tests {
             encrypted: false,
             psk_fingerprint: None,
             datapath: DatapathChoice::Auto,
+            egress: true,
             labels: Default::default(),
         }
     }
@@ -169,6 +171,8 @@ pub(crate) mod tests {
             ipv6: v6.map(|s| s.parse().unwrap()),
             names: names.iter().map(|s| s.to_string()).collect(),
             labels: Default::default(),
+            kind: Default::default(),
+            publish: Vec::new(),
         }
     }
 

@@ -48,6 +48,7 @@ fn network() -> Network {
         encrypted: false,
         psk_fingerprint: None,
         datapath: DatapathChoice::Auto,
+        egress: true,
         labels: Default::default(),
     }
 }
@@ -66,6 +67,8 @@ fn endpoint(container: &str) -> Endpoint {
         ipv6: None,
         names: vec!["web".into()],
         labels: Default::default(),
+        kind: Default::default(),
+        publish: Vec::new(),
     }
 }
 

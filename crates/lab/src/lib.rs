@@ -185,10 +185,15 @@ mod tests {
             "prod",
             "--ip",
             "10.0.0.5/24",
+            "--publish",
+            "8080:80",
+            "-p",
+            "53:53/udp",
         ]) {
             LabCommand::Run(a) => {
                 assert_eq!((a.host.as_str(), a.container.as_str()), ("h2", "web"));
                 assert_eq!(a.ips, ["10.0.0.5/24"]);
+                assert_eq!(a.publish, ["8080:80", "53:53/udp"]);
             }
             other => panic!("{other:?}"),
         }

@@ -8,6 +8,8 @@ pub const VNIS: &str = "/weft/vnis/";
 pub const HOSTS: &str = "/weft/hosts/";
 pub const ENDPOINTS: &str = "/weft/endpoints/";
 pub const IPAM: &str = "/weft/ipam/";
+/// Published host ports: `/weft/ports/<host>/<proto>/<port>`, under the host's lease.
+pub const PORTS: &str = "/weft/ports/";
 /// Each agent's report of its datapath towards its peers, under its lease (read by `weft status`).
 pub const STATUS: &str = "/weft/status/";
 /// Bumped by every network create/remove so that concurrent creators cannot both pass the overlap check.
@@ -36,6 +38,9 @@ pub fn ipam_of(network: &str) -> String {
 }
 pub fn ipam(network: &str, addr: IpAddr) -> String {
     format!("{IPAM}{network}/{addr}")
+}
+pub fn port(host: &str, proto: crate::Proto, port: u16) -> String {
+    format!("{PORTS}{host}/{proto}/{port}")
 }
 
 /// What a key under [`ROOT`] names.

@@ -6,13 +6,16 @@
 //! - `/weft/hosts/<id>`                  → [`Host`], under the host's lease
 //! - `/weft/endpoints/<network>/<id>`    → [`Endpoint`], under the owning host's lease
 //! - `/weft/ipam/<network>/<address>`    → [`Allocation`], under the owning host's lease
+//! - `/weft/ports/<host>/<proto>/<port>` → [`PortClaim`]: a published host port, under the host's lease
 
 pub mod keys;
 pub mod mac;
+pub mod ports;
 pub mod records;
 pub mod validate;
 
 pub use mac::Mac;
+pub use ports::{Proto, Publish};
 pub use records::*;
 
 /// The record layout this build reads and writes.

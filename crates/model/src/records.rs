@@ -5,7 +5,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{Mac, ModelError, SCHEMA_VERSION};
+use crate::{Mac, ModelError, Publish, SCHEMA_VERSION};
 
 /// Overhead of VXLAN over IPv4: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
 pub const VXLAN_OVERHEAD_V4: u32 = 50;
@@ -78,8 +78,17 @@ pub struct Network {
     pub psk_fingerprint: Option<String>,
     #[serde(default)]
     pub datapath: DatapathChoice,
+    /// Containers reach addresses beyond the overlay through their host, masqueraded (Docker's
+    /// gateway bridge). On unless the network was created with `--no-egress`; records written
+    /// before egress existed read as on.
+    #[serde(default = "egress_default")]
+    pub egress: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+fn egress_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +132,39 @@ pub struct Endpoint {
     pub names: Vec<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// A container, or the host itself on the network (`weft expose`).
+    #[serde(default, skip_serializing_if = "EndpointKind::is_container")]
+    pub kind: EndpointKind,
+    /// Container ports reachable on the host's addresses; each host port is claimed under
+    /// `/weft/ports/` so that no two endpoints of one host share it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<Publish>,
+}
+
+/// What an endpoint stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    /// A container's veth on the network's bridge.
+    #[default]
+    Container,
+    /// The host's own address on the network's bridge (`weft expose`): other hosts program
+    /// entries for it as for a container; its MAC is the bridge's.
+    Host,
+}
+
+impl EndpointKind {
+    pub fn is_container(&self) -> bool {
+        *self == EndpointKind::Container
+    }
+}
+
+/// The owner of a published host port (one host, one protocol).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortClaim {
+    pub schema: u32,
+    pub network: String,
+    pub endpoint: String,
 }
 
 impl Endpoint {
@@ -213,7 +255,7 @@ macro_rules! record {
         }
     )*};
 }
-record!(Network, Host, Endpoint, Allocation, HostReport);
+record!(Network, Host, Endpoint, Allocation, HostReport, PortClaim);
 
 #[cfg(test)]
 mod tests {
@@ -232,8 +274,20 @@ mod tests {
             encrypted: false,
             psk_fingerprint: None,
             datapath: DatapathChoice::Auto,
+            egress: true,
             labels: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn egress_defaults_on_for_old_records() {
+        let mut v: serde_json::Value = serde_json::from_slice(&net().encode()).unwrap();
+        v.as_object_mut().unwrap().remove("egress");
+        let n = Network::decode("k", &serde_json::to_vec(&v).unwrap()).unwrap();
+        assert!(n.egress);
+        let mut off = net();
+        off.egress = false;
+        assert!(!Network::decode("k", &off.encode()).unwrap().egress);
     }
 
     #[test]

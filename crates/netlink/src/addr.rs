@@ -59,12 +59,32 @@ impl Netlink {
     /// instead of staying tentative for a second or more. Adding an address
     /// that is already there with the same prefix length succeeds.
     pub async fn add_address(&self, ifname: &str, net: IpNet) -> Result<()> {
+        self.add_address_flags(ifname, net, AddressFlags::empty())
+            .await
+    }
+
+    /// Like [`Netlink::add_address`], without the prefix route the kernel
+    /// would add for it (`noprefixroute`): for a caller that routes the
+    /// subnet itself, with the source address it chooses.
+    pub async fn add_address_noprefixroute(&self, ifname: &str, net: IpNet) -> Result<()> {
+        self.add_address_flags(ifname, net, AddressFlags::Noprefixroute)
+            .await
+    }
+
+    async fn add_address_flags(
+        &self,
+        ifname: &str,
+        net: IpNet,
+        mut flags: AddressFlags,
+    ) -> Result<()> {
         let index = self.index_of(ifname).await?;
         let mut msg = address_message(index, net);
         if net.addr().is_ipv6() {
             msg.header.flags |= AddressHeaderFlags::Nodad;
-            msg.attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            flags |= AddressFlags::Nodad;
+        }
+        if !flags.is_empty() {
+            msg.attributes.push(AddressAttribute::Flags(flags));
         }
         match self
             .ack(

@@ -112,6 +112,87 @@ impl Netlink {
         .map_err(|e| e.with(format!("adding {}", describe(dest, via, dev))))
     }
 
+    /// Adds, or replaces, the on-link route to `dest` out of `dev` with
+    /// `src` as the preferred source address (`ip route replace DEST dev DEV
+    /// src SRC`).
+    pub async fn replace_route_src(&self, dest: IpNet, dev: &str, src: IpAddr) -> Result<()> {
+        let mut msg = self.route_message(dest, None, Some(dev), false).await?;
+        msg.attributes.push(RouteAttribute::PrefSource(match src {
+            IpAddr::V4(a) => RouteAddress::Inet(a),
+            IpAddr::V6(a) => RouteAddress::Inet6(a),
+        }));
+        self.ack(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .await
+        .map_err(|e| {
+            e.with(format!(
+                "adding {} src {src}",
+                describe(dest, None, Some(dev))
+            ))
+        })
+    }
+
+    /// The main table's routes to exactly `dest`: (output interface, preferred source) of each.
+    pub async fn routes_to(&self, dest: IpNet) -> Result<Vec<(Option<u32>, Option<IpAddr>)>> {
+        let dest = dest.trunc();
+        let mut req = RouteMessage::default();
+        req.header.address_family = match dest {
+            IpNet::V4(_) => AddressFamily::Inet,
+            IpNet::V6(_) => AddressFamily::Inet6,
+        };
+        let msgs = self
+            .dump(RouteNetlinkMessage::GetRoute(req))
+            .await
+            .map_err(|e| e.with(format!("listing routes for {dest}")))?;
+        let mut out = Vec::new();
+        for m in msgs {
+            let RouteNetlinkMessage::NewRoute(r) = m else {
+                continue;
+            };
+            if r.header.table != RouteHeader::RT_TABLE_MAIN
+                || r.header.destination_prefix_length != dest.prefix_len()
+                || r.header.kind != RouteType::Unicast
+            {
+                continue;
+            }
+            // A default route carries no destination attribute.
+            let mut dst = (dest.prefix_len() == 0).then(|| dest.network());
+            let mut oif = None;
+            let mut src = None;
+            for a in &r.attributes {
+                let ip = |x: &RouteAddress| match x {
+                    RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
+                    RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
+                    _ => None,
+                };
+                match a {
+                    RouteAttribute::Destination(x) => dst = ip(x),
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    RouteAttribute::PrefSource(x) => src = ip(x),
+                    _ => {}
+                }
+            }
+            if dst == Some(dest.network()) {
+                out.push((oif, src));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The preferred source of the route to exactly `dest` out of `dev`, if there is such a
+    /// route (`Some(None)`: one without a preferred source).
+    pub async fn route_src(&self, dest: IpNet, dev: &str) -> Result<Option<Option<IpAddr>>> {
+        let index = self.index_of(dev).await?;
+        Ok(self
+            .routes_to(dest)
+            .await?
+            .into_iter()
+            .find(|(oif, _)| *oif == Some(index))
+            .map(|(_, src)| src))
+    }
+
     /// Deletes the route to `dest` (matching `via`/`dev` when given); false
     /// if there was none.
     pub async fn del_route(

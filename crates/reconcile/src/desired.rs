@@ -1,7 +1,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use weft_model::Mac;
+use ipnet::IpNet;
+use weft_model::{EndpointKind, Mac};
 
 use crate::{names, ClusterState, Path};
 
@@ -41,6 +42,24 @@ pub struct NetDesired {
     /// The static public key (base64) of each peer host, by underlay address: encrypted networks
     /// admit exactly these.
     pub peer_keys: BTreeMap<IpAddr, String>,
+    /// The bridge's own layer 3: its MAC, its addresses and the routes to the subnets.
+    pub bridge_l3: BridgeL3,
+}
+
+/// What the host itself has on a network's bridge: the gateway (the same address on every host,
+/// answered by each host's own bridge) and, when exposed, the host's own address on the network.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BridgeL3 {
+    /// Fixed (not the kernel's pick, which follows the lowest port MAC and would change as
+    /// containers come and go, leaving stale gateway entries in their caches); also the MAC of
+    /// the host's exposed address in other hosts' entries.
+    pub mac: Mac,
+    /// Gateways and exposed addresses, with the subnet's prefix length.
+    pub addresses: BTreeSet<IpNet>,
+    /// One route per subnet out of the bridge, with the source the host uses towards it: its
+    /// exposed address if it has one (so that replies from other hosts' containers come back
+    /// here), else the gateway.
+    pub routes: BTreeMap<IpNet, IpAddr>,
 }
 
 /// For `local`, one entry per network that has at least one endpoint on it. Remote endpoints whose
@@ -69,6 +88,13 @@ pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired
             mtu: net.mtu,
             bridge: names::bridge(net.vni),
             vxlan: names::vxlan(net.vni),
+            bridge_l3: bridge_l3(
+                me.underlay,
+                net,
+                state
+                    .endpoints_in(name)
+                    .filter(|e| e.host == local && e.kind == EndpointKind::Host),
+            ),
             ..Default::default()
         };
         for ep in state.endpoints_in(name) {
@@ -103,6 +129,34 @@ pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired
         out.insert(name.clone(), d);
     }
     out
+}
+
+fn bridge_l3<'a>(
+    underlay: IpAddr,
+    net: &weft_model::Network,
+    exposed: impl Iterator<Item = &'a weft_model::Endpoint>,
+) -> BridgeL3 {
+    let mut l3 = BridgeL3 {
+        mac: names::bridge_mac(underlay, net.vni),
+        ..Default::default()
+    };
+    let s4 = IpNet::V4(net.subnet4.trunc());
+    l3.addresses
+        .insert(IpNet::new(IpAddr::V4(net.gateway4), s4.prefix_len()).expect("valid"));
+    l3.routes.insert(s4, IpAddr::V4(net.gateway4));
+    let s6 = net.subnet6.map(|s| IpNet::V6(s.trunc()));
+    if let (Some(s6), Some(g6)) = (s6, net.gateway6) {
+        l3.addresses
+            .insert(IpNet::new(IpAddr::V6(g6), s6.prefix_len()).expect("valid"));
+        l3.routes.insert(s6, IpAddr::V6(g6));
+    }
+    for ep in exposed {
+        for a in ep.addresses() {
+            l3.addresses.insert(a);
+            l3.routes.insert(a.trunc(), a.addr());
+        }
+    }
+    l3
 }
 
 #[cfg(test)]
@@ -142,6 +196,7 @@ pub(crate) mod tests {
             encrypted: false,
             psk_fingerprint: None,
             datapath: Default::default(),
+            egress: true,
             labels: Default::default(),
         }
     }
@@ -160,6 +215,8 @@ pub(crate) mod tests {
             ipv6: Some(format!("fd00::{last}/64").parse().unwrap()),
             names: vec![],
             labels: Default::default(),
+            kind: Default::default(),
+            publish: vec![],
         }
     }
 
@@ -247,6 +304,58 @@ pub(crate) mod tests {
             .map(|(a, k)| (a.to_string(), k.clone()))
             .collect();
         assert_eq!(keys, vec![("192.0.2.2".to_string(), "k2".to_string())]);
+    }
+
+    #[test]
+    fn bridge_holds_the_gateway_and_an_exposed_address() {
+        let mut s = cluster();
+        let d = &desired("h1", &s)["a"];
+        let text = |d: &NetDesired| {
+            let a: Vec<String> = d
+                .bridge_l3
+                .addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            let r: Vec<String> = d
+                .bridge_l3
+                .routes
+                .iter()
+                .map(|(n, src)| format!("{n} src {src}"))
+                .collect();
+            (a, r)
+        };
+        assert_eq!(
+            text(d),
+            (
+                vec!["10.0.0.1/24".to_string()],
+                vec!["10.0.0.0/24 src 10.0.0.1".to_string()]
+            )
+        );
+        assert_eq!(
+            d.bridge_l3.mac,
+            names::bridge_mac("192.0.2.1".parse().unwrap(), 10)
+        );
+        // h1 exposed at 10.0.0.9: the bridge holds it too and the host sources from it.
+        let mut e = endpoint("a", "x1", "h1", 9);
+        e.kind = EndpointKind::Host;
+        e.ipv6 = None;
+        s.apply(&keys::endpoint("a", "x1"), Some(&e.encode()))
+            .unwrap();
+        let d = &desired("h1", &s)["a"];
+        assert_eq!(
+            text(d),
+            (
+                vec!["10.0.0.1/24".to_string(), "10.0.0.9/24".to_string()],
+                vec!["10.0.0.0/24 src 10.0.0.9".to_string()]
+            )
+        );
+        // Other hosts reach the exposed address like an endpoint's.
+        let d2 = &desired("h2", &s)["a"];
+        assert!(d2.neigh.iter().any(|n| n.ip.to_string() == "10.0.0.9"));
+        // The exposure alone keeps the network on h1.
+        s.apply(&keys::endpoint("a", "e1"), None).unwrap();
+        assert!(desired("h1", &s).contains_key("a"));
     }
 
     #[test]

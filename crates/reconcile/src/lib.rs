@@ -5,13 +5,15 @@
 pub mod desired;
 pub mod diagnose;
 pub mod diff;
+pub mod firewall;
 pub mod names;
 pub mod path;
 pub mod report;
 pub mod state;
 pub mod trace;
 
-pub use desired::{desired, FdbEntry, NeighEntry, NetDesired};
+pub use desired::{desired, BridgeL3, FdbEntry, NeighEntry, NetDesired};
 pub use diff::{diff_network, NetChanges};
+pub use firewall::{firewall, HostFirewall, NetFirewall, PublishedPort};
 pub use path::{choose, Path};
 pub use state::ClusterState;

@@ -31,6 +31,19 @@ pub fn veth_peer(endpoint_id: &str) -> String {
         &endpoint_id[..endpoint_id.len().min(8)]
     )
 }
+/// The MAC of a network's bridge on a host: fixed, distinct per host within a network (from the
+/// host's underlay address), locally administered (`0a:VV:a:b:c:d`, never a container's `02:57:…`).
+pub fn bridge_mac(underlay: std::net::IpAddr, vni: u32) -> weft_model::Mac {
+    let tail = match underlay {
+        std::net::IpAddr::V4(a) => a.octets(),
+        std::net::IpAddr::V6(a) => {
+            let o = a.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
+    weft_model::Mac([0x0a, vni as u8, tail[0], tail[1], tail[2], tail[3]])
+}
+
 /// The VNI a weft bridge or vxlan name stands for.
 pub fn vni_of(ifname: &str) -> Option<u32> {
     ifname

@@ -24,6 +24,10 @@ pub struct Args {
     /// form a service: its name answers all of them, in rotating order.
     #[arg(long = "alias")]
     aliases: Vec<String>,
+    /// Make a container port reachable on this host's addresses: HOSTPORT:PORT[/tcp|udp]
+    /// (repeatable; tcp unless said). Refused if another endpoint here already publishes it.
+    #[arg(long = "publish", short = 'p', value_name = "HOSTPORT:PORT[/PROTO]")]
+    publish: Vec<String>,
     /// This host's name in the cluster (default: the hostname, as the agent uses).
     #[arg(long, env = "WEFT_HOST")]
     host: Option<String>,
@@ -44,6 +48,7 @@ pub async fn run(store_url: &str, a: Args) -> Result<i32> {
         name: a.name,
         aliases: a.aliases,
         host,
+        publish: a.publish,
     };
     let out = weft_control::attach::attach(store.as_ref(), &req).await?;
     if a.json {
@@ -56,8 +61,13 @@ pub async fn run(store_url: &str, a: Args) -> Result<i32> {
         } else {
             "already attached"
         };
+        let published: String = e
+            .publish
+            .iter()
+            .map(|p| format!(", publishing {p}"))
+            .collect();
         println!(
-            "{verb} {} to {} as {} {} {}{v6}",
+            "{verb} {} to {} as {} {} {}{v6}{published}",
             e.container, e.network, e.ifname, e.mac, e.ipv4
         );
     }

@@ -51,6 +51,15 @@ pub async fn run(store_url: &str, args: Args) -> Result<i32> {
                 e.mac.to_string(),
                 e.ipv4.to_string(),
                 e.ipv6.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+                if e.publish.is_empty() {
+                    "-".into()
+                } else {
+                    e.publish
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
             ]
         })
         .collect();
@@ -64,6 +73,7 @@ pub async fn run(store_url: &str, args: Args) -> Result<i32> {
             "MAC",
             "IPV4",
             "IPV6",
+            "PUBLISH",
         ],
         &rows,
     );

@@ -5,6 +5,8 @@ pub mod attach;
 pub mod detach;
 pub mod doctor;
 pub mod endpoints;
+pub mod expose;
+pub mod hide;
 pub mod network;
 pub mod status;
 pub mod trace;
@@ -22,6 +24,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Attach(a) => attach::run(&store, a).await,
         Command::Detach(a) => detach::run(&store, a).await,
         Command::Endpoints(a) => endpoints::run(&store, a).await,
+        Command::Expose(a) => expose::run(&store, a).await,
+        Command::Hide(a) => hide::run(&store, a).await,
         Command::Status(a) => status::run(&store, a).await,
         Command::Doctor(a) => doctor::run(&store, a).await,
         Command::Trace(a) => trace::run(&store, a).await,

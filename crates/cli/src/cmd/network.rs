@@ -30,6 +30,10 @@ pub enum NetworkCmd {
         /// be installed there on every host of the network.
         #[arg(long, requires = "encrypt")]
         psk_file: Option<std::path::PathBuf>,
+        /// No way beyond the overlay: containers get no default route and nothing is
+        /// masqueraded (egress through each container's own host is on by default).
+        #[arg(long)]
+        no_egress: bool,
         /// Where this host keeps pre-shared keys (the agent's --psk-dir).
         #[arg(long, env = "WEFT_PSK_DIR", default_value = weft_control::psk::DEFAULT_PSK_DIR)]
         psk_dir: std::path::PathBuf,
@@ -63,6 +67,7 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
             encrypt,
             psk_file,
             psk_dir,
+            no_egress,
             json,
         } => {
             super::require_root("weft network create")?;
@@ -79,6 +84,7 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
                 datapath,
                 encrypted: encrypt,
                 psk_fingerprint: psk.as_ref().map(|p| p.fingerprint()),
+                no_egress,
                 ..Default::default()
             };
             let n = networks::create(store.as_ref(), &spec).await?;
@@ -93,8 +99,9 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
                 output::json(&n)?;
             } else {
                 let v6 = n.subnet6.map(|s| format!(" {s}")).unwrap_or_default();
+                let egress = if n.egress { "" } else { ", no egress" };
                 println!(
-                    "created network {} (vni {}, {}{v6}, mtu {})",
+                    "created network {} (vni {}, {}{v6}, mtu {}{egress})",
                     n.name, n.vni, n.subnet4, n.mtu
                 );
             }
@@ -140,6 +147,7 @@ pub fn print_networks(networks: &[weft_control::hosts::NetworkStatus]) {
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "-".into()),
                 n.network.mtu.to_string(),
+                if n.network.egress { "yes" } else { "no" }.to_string(),
                 n.endpoints.to_string(),
                 n.hosts.join(","),
             ]
@@ -152,6 +160,7 @@ pub fn print_networks(networks: &[weft_control::hosts::NetworkStatus]) {
             "IPV4",
             "IPV6",
             "MTU",
+            "EGRESS",
             "ENDPOINTS",
             "HOSTS",
         ],

@@ -1,6 +1,5 @@
-//! `weft lab run HOST CONTAINER --network NET [--ip CIDR]… [--name NAME] [--alias ALIAS]…`: a
-//! container netns `P-c-CONTAINER` (lo up) attached with `weft attach` run on HOST; its DNS name is
-//! the container's unless `--name` says otherwise. Running it again for an existing container on the same
+//! `weft lab run HOST CONTAINER --network NET [--ip CIDR]…`: a container netns `P-c-CONTAINER` (lo up)
+//! attached with `weft attach` run on HOST. Running it again for an existing container on the same
 //! host attaches it to one more network.
 
 use std::time::Duration;
@@ -29,6 +28,9 @@ pub struct Args {
     /// Static address(es) (CIDR), passed on to `weft attach --ip`.
     #[arg(long = "ip")]
     pub ips: Vec<String>,
+    /// Published port(s) HOSTPORT:PORT[/tcp|udp], passed on to `weft attach --publish`.
+    #[arg(long = "publish", short = 'p')]
+    pub publish: Vec<String>,
     /// Its DNS name on the network (default: the container's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -42,29 +44,23 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<()> {
     let lab = args.prefix.lab()?;
     let p = Progress::new(lab.prefix.as_str());
-    let dns = DnsNames {
+    let extras = Extras {
+        publish: args.publish,
         name: args.name,
         aliases: args.aliases,
     };
-    let out = create_named(
+    let out = create_with(
         &lab,
         &args.host,
         &args.container,
         &args.network,
         &args.ips,
-        &dns,
+        &extras,
         &p,
     )
     .await?;
     print!("{out}");
     Ok(())
-}
-
-/// The DNS names a container is attached with: `name` (default: the container's) and aliases.
-#[derive(Debug, Clone, Default)]
-pub struct DnsNames {
-    pub name: Option<String>,
-    pub aliases: Vec<String>,
 }
 
 /// Creates (or reuses, on the same host) the container and attaches it; returns attach's output.
@@ -76,17 +72,26 @@ pub async fn create(
     ips: &[String],
     p: &Progress,
 ) -> Result<String> {
-    create_named(lab, host, name, network, ips, &DnsNames::default(), p).await
+    create_with(lab, host, name, network, ips, &Extras::default(), p).await
 }
 
-/// As [`create`], with DNS names.
-pub async fn create_named(
+/// What else `weft attach` is told: published ports, the DNS name (default: the container's) and
+/// aliases.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub publish: Vec<String>,
+    pub name: Option<String>,
+    pub aliases: Vec<String>,
+}
+
+/// [`create`], with published ports and DNS names.
+pub async fn create_with(
     lab: &Lab,
     host: &str,
     name: &str,
     network: &str,
     ips: &[String],
-    dns: &DnsNames,
+    extras: &Extras,
     p: &Progress,
 ) -> Result<String> {
     topology::check_container_name(name)?;
@@ -125,8 +130,11 @@ pub async fn create_named(
     for ip in ips {
         argv.extend(["--ip", ip.as_str()]);
     }
-    argv.extend(["--name", dns.name.as_deref().unwrap_or(name)]);
-    for a in &dns.aliases {
+    for spec in &extras.publish {
+        argv.extend(["--publish", spec.as_str()]);
+    }
+    argv.extend(["--name", extras.name.as_deref().unwrap_or(name)]);
+    for a in &extras.aliases {
         argv.extend(["--alias", a.as_str()]);
     }
     let attached = tokio::time::timeout(

@@ -1,0 +1,401 @@
+//! The outside world end to end: two hosts (one on the kernel's VXLAN, one on weft's engine) and
+//! the lab's outside namespace (198.51.100.0/24, the
+//! "internet"). Each host's bridge is its containers' gateway; egress is masqueraded to the host's
+//! underlay address; `--no-egress` networks stay in; published ports answer on the host's address
+//! and from the host itself; `weft expose`/`hide`; and weft's nft tables come and go with the
+//! networks while a foreign table survives everything.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::sockets::in_netns;
+use common::*;
+
+const PROD: &str = "prod";
+const DARK: &str = "dark";
+const SIDE: &str = "side";
+const OUTSIDE: &str = "198.51.100.1";
+const H1: &str = "192.0.2.11";
+const H2: &str = "192.0.2.12";
+
+/// A TCP server in `ns` on `bind` that answers each caller with the address it saw, for `for_`.
+fn peer_echo(ns: &str, bind: &str, for_: Duration) -> JoinHandle<Vec<SocketAddr>> {
+    let bind: SocketAddr = bind.parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = in_netns(ns, move || {
+        let l = TcpListener::bind(bind).expect("bind");
+        l.set_nonblocking(true).unwrap();
+        tx.send(()).unwrap();
+        let mut seen = Vec::new();
+        let end = Instant::now() + for_;
+        while Instant::now() < end {
+            match l.accept() {
+                Ok((mut s, peer)) => {
+                    let _ = s.write_all(peer.to_string().as_bytes());
+                    seen.push(peer);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        seen
+    });
+    rx.recv_timeout(Duration::from_secs(5)).expect("listening");
+    h
+}
+
+/// Connects from `ns` to `to` and returns what the server said (None: no connection).
+fn call(ns: &str, to: &str) -> Option<String> {
+    let to: SocketAddr = to.parse().unwrap();
+    in_netns(ns, move || {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut got = String::new();
+        s.read_to_string(&mut got).ok()?;
+        Some(got)
+    })
+    .join()
+    .unwrap()
+}
+
+/// The host's whole nftables rule set, without counter values (`-s`).
+/// One UDP datagram from `client_ns` to `to`, echoed by a server on `bind` in `server_ns`.
+fn udp_echo(server_ns: &str, bind: &str, client_ns: &str, to: &str) -> bool {
+    let bind: SocketAddr = bind.parse().unwrap();
+    let to: SocketAddr = to.parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = in_netns(server_ns, move || {
+        let s = UdpSocket::bind(bind).expect("udp bind");
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("udp server bound");
+    let back = in_netns(client_ns, move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send_to(b"weft-udp", to).unwrap();
+        let mut buf = [0u8; 64];
+        matches!(s.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == b"weft-udp")
+    })
+    .join()
+    .unwrap();
+    server.join().unwrap();
+    back
+}
+
+/// The host's whole nftables rule set, without counter values (`-s`).
+fn ruleset(lab: &Lab, host: &str) -> String {
+    let o = lab.exec(host, &["nft", "-s", "list", "ruleset"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ok(lab: &Lab, host: &str, cmd: &[&str]) -> String {
+    let o = lab.exec(host, cmd);
+    assert!(o.status.success(), "{cmd:?} on {host}:\n{}", out_text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn bridge_mac(lab: &Lab, host: &str, vni: u64) -> String {
+    let out = ok(
+        lab,
+        host,
+        &["ip", "-j", "link", "show", &format!("wbr{vni}")],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["address"].as_str().unwrap().to_string()
+}
+
+fn neigh_mac(lab: &Lab, container: &str, ip: &str) -> String {
+    let out = ok(lab, container, &["ip", "-j", "neigh", "show", ip]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["lladdr"].as_str().unwrap_or_default().to_string()
+}
+
+/// Packets that `bridge weft` stopped on their way out of `host`'s uplinks, on the rules whose
+/// text contains `needle` (`arp daddr ip GW `, `nd-neighbor-solicit`…).
+fn stopped(lab: &Lab, host: &str, needle: &str) -> u64 {
+    let out = ok(
+        lab,
+        host,
+        &["nft", "list", "chain", "bridge", "weft", "postrouting"],
+    );
+    out.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn endpoints(lab: &Lab) -> String {
+    lab.ok_on("h1", &["endpoints", "--json"])
+}
+
+#[test]
+fn egress_expose_publish() {
+    // h2 runs weft's engine: its uplink is a TAP, h1's the kernel's VXLAN device.
+    let lab = Lab::up_with(2, "embedded", &["--outside", "--userspace-hosts", "h2"]);
+    // A table weft did not make: it must come through everything untouched.
+    for h in ["h1", "h2"] {
+        ok(
+            &lab,
+            h,
+            &[
+                "nft",
+                "add table ip foreign; add chain ip foreign keep { type filter hook forward priority 10; }; add rule ip foreign keep counter",
+            ],
+        );
+    }
+    let baseline = [ruleset(&lab, "h1"), ruleset(&lab, "h2")];
+
+    lab.ok_on(
+        "h1",
+        &[
+            "network",
+            "create",
+            PROD,
+            "--subnet",
+            "10.71.0.0/24",
+            "--subnet",
+            "fd71::/64",
+        ],
+    );
+    lab.ok_on(
+        "h1",
+        &[
+            "network",
+            "create",
+            DARK,
+            "--subnet",
+            "10.72.0.0/24",
+            "--no-egress",
+        ],
+    );
+    assert_eq!(lab.inspect(DARK)["egress"], false);
+    assert_eq!(lab.inspect(PROD)["egress"], true);
+    let o = lab.lab(&[
+        "run",
+        "h1",
+        "c1",
+        "--network",
+        PROD,
+        "--publish",
+        "8080:80",
+        "-p",
+        "5353:53/udp",
+    ]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    lab.run("h2", "c2", PROD);
+    lab.run("h1", "d1", DARK);
+    lab.run("h1", "c6", PROD);
+    lab.ok_on(
+        "h1",
+        &["network", "create", SIDE, "--subnet", "10.73.0.0/24"],
+    );
+    lab.run("h1", "s1", SIDE);
+    let vni = lab.vni(PROD);
+    let gw = lab.inspect(PROD)["gateway4"].as_str().unwrap().to_string();
+    let gw6 = lab.inspect(PROD)["gateway6"].as_str().unwrap().to_string();
+
+    // The gateway: each container's entry for it is its own host's bridge. On h2 the engine's TAP
+    // would carry the container's requests for it to h1: they are stopped at the port (h1's
+    // kernel bridge already keeps them off its VXLAN port, which suppresses ARP/ND it can answer).
+    let h2_stops = eventually(Duration::from_secs(5), || {
+        ok(&lab, "c2", &["ip", "neigh", "flush", "all"]);
+        for g in [&gw, &gw6] {
+            lab.ping("c2", g, &[]);
+        }
+        stopped(&lab, "h2", &format!("arp daddr ip {gw} ")) > 0
+            && stopped(&lab, "h2", "nd-neighbor-solicit") > 0
+    });
+    assert!(
+        h2_stops,
+        "h2 did not stop c2's gateway requests at its TAP:\n{}",
+        ok(&lab, "h2", &["nft", "list", "table", "bridge", "weft"])
+    );
+    for (c, h) in [("c1", "h1"), ("c2", "h2")] {
+        for g in [&gw, &gw6] {
+            let o = lab.ping(c, g, &[]);
+            assert!(o.status.success(), "{c} -> gateway {g}:\n{}", out_text(&o));
+            assert_eq!(
+                neigh_mac(&lab, c, g),
+                bridge_mac(&lab, h, vni),
+                "{c}'s gateway {g} is not its own host's bridge"
+            );
+        }
+    }
+    assert_ne!(bridge_mac(&lab, "h1", vni), bridge_mac(&lab, "h2", vni));
+
+    // Egress: the outside sees each host's underlay address, not the container's.
+    let out_ns = format!("{}-out", lab.prefix);
+    let server = peer_echo(&out_ns, &format!("{OUTSIDE}:7000"), Duration::from_secs(6));
+    let to = format!("{OUTSIDE}:7000");
+    let seen1 = call(&lab.netns("c1"), &to).expect("c1 reaches the outside");
+    let seen2 = call(&lab.netns("c2"), &to).expect("c2 reaches the outside");
+    assert!(seen1.starts_with(&format!("{H1}:")), "c1 came from {seen1}");
+    assert!(seen2.starts_with(&format!("{H2}:")), "c2 came from {seen2}");
+    // A --no-egress network does not get out, and has no way to try.
+    assert!(call(&lab.netns("d1"), &to).is_none(), "d1 got out");
+    let routes = ok(&lab, "d1", &["ip", "route"]);
+    assert!(
+        !routes.contains("default"),
+        "d1 has a default route: {routes}"
+    );
+    let seen = server.join().unwrap();
+    assert_eq!(seen.len(), 2, "the outside saw {seen:?}");
+
+    // Published: c1's port 80 answers on h1's address, from outside and from h1 itself.
+    let server = peer_echo(&lab.netns("c1"), "0.0.0.0:80", Duration::from_secs(6));
+    let published = format!("{H1}:8080");
+    let from_out = call(&out_ns, &published).expect("the outside reaches c1's published port");
+    assert!(from_out.starts_with("192.0.2.254:"), "{from_out}");
+    let from_h1 = call(&lab.netns("h1"), &published).expect("h1 reaches c1's published port");
+    assert!(from_h1.starts_with(&format!("{H1}:")), "{from_h1}");
+    // And from a neighbour on the same bridge (hairpin), which c1 sees as the gateway.
+    let from_c6 = call(&lab.netns("c6"), &published).expect("c6 reaches c1's published port");
+    assert!(from_c6.starts_with(&format!("{gw}:")), "{from_c6}");
+    // And from another network's container on the host, which still cannot reach c1 itself.
+    call(&lab.netns("s1"), &published).expect("s1 reaches c1's published port");
+    let c1_direct = format!("{}:80", lab.ip4("c1", PROD));
+    assert!(
+        call(&lab.netns("s1"), &c1_direct).is_none(),
+        "s1 reached c1 across networks"
+    );
+    assert_eq!(server.join().unwrap().len(), 4);
+    assert!(
+        udp_echo(
+            &lab.netns("c1"),
+            "0.0.0.0:53",
+            &out_ns,
+            &format!("{H1}:5353")
+        ),
+        "the outside got no answer from c1's published UDP port"
+    );
+
+    // A second publish of the same host port is refused with nothing changed.
+    let before = (endpoints(&lab), ruleset(&lab, "h1"));
+    let o = lab.lab(&["run", "h1", "c3", "--network", PROD, "--publish", "8080:81"]);
+    assert!(!o.status.success(), "a second publish of 8080 was accepted");
+    let text = out_text(&o);
+    assert!(
+        text.contains("host port 8080/tcp is already published on host h1"),
+        "{text}"
+    );
+    assert_eq!((endpoints(&lab), ruleset(&lab, "h1")), before);
+    assert!(!lab
+        .exec("h1", &["ip", "netns", "pids", &lab.netns("c3")])
+        .status
+        .success());
+    // The same port on the other host is fine.
+    let o = lab.lab(&[
+        "run",
+        "h2",
+        "c4",
+        "--network",
+        PROD,
+        "--publish",
+        "8080:80/tcp",
+    ]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    let server = peer_echo(&lab.netns("c4"), "0.0.0.0:80", Duration::from_secs(3));
+    call(&out_ns, &format!("{H2}:8080")).expect("the outside reaches c4 on h2");
+    assert_eq!(server.join().unwrap().len(), 1);
+
+    // Bad specs, and publishing from a network without egress: clear errors, nothing attached.
+    for (spec, net, says) in [
+        ("80", PROD, "expected HOSTPORT:PORT"),
+        ("8081:80/sctp", PROD, "protocol \"sctp\""),
+        ("0:80", PROD, "host port \"0\""),
+        ("8082:80", DARK, "--no-egress"),
+    ] {
+        let o = lab.lab(&["run", "h1", "c5", "--network", net, "--publish", spec]);
+        assert!(!o.status.success(), "--publish {spec} on {net} accepted");
+        assert!(out_text(&o).contains(says), "{spec}: {}", out_text(&o));
+    }
+    assert_eq!(endpoints(&lab).matches("\"id\"").count(), 6);
+
+    // Detach: the published port is gone.
+    let c1 = format!("/run/netns/{}", lab.netns("c1"));
+    lab.ok_on("h1", &["detach", &c1, PROD]);
+    assert!(
+        call(&out_ns, &published).is_none(),
+        "the port outlived detach"
+    );
+    assert!(!ruleset(&lab, "h1").contains("dport 8080"));
+
+    // Expose: h1 reaches containers on both hosts at its own address on the network.
+    let c2_ip = lab.ip4("c2", PROD);
+    let c6_ip = lab.ip4("c6", PROD);
+    // Its only address on the network is the gateway, whose ARP never leaves the host.
+    let kept_home = eventually(Duration::from_secs(5), || {
+        let o = lab.exec("h1", &["ping", "-c", "1", "-W", "1", &c2_ip]);
+        assert!(!o.status.success(), "h1 reached c2 before expose");
+        stopped(&lab, "h1", &format!("arp saddr ip {gw} ")) > 0
+    });
+    assert!(
+        kept_home,
+        "h1's ARP from the gateway was not stopped at its uplink"
+    );
+    let exposed: serde_json::Value = serde_json::from_str(
+        &lab.ok_on("h1", &["expose", PROD, "--ip", "10.71.0.250/24", "--json"]),
+    )
+    .unwrap();
+    assert_eq!(exposed["kind"], "host");
+    assert_eq!(exposed["ipv4"], "10.71.0.250/24");
+    assert!(lab.inspect(PROD)["allocations"]["10.71.0.250"].is_object());
+    let e = lab.weft_on("h1", &["expose", PROD]);
+    assert!(
+        !e.status.success() && out_text(&e).contains("already exposed"),
+        "{}",
+        out_text(&e)
+    );
+    for ip in [&c2_ip, &c6_ip, &lab.ip6("c2", PROD)] {
+        let reached = eventually(Duration::from_secs(5), || {
+            lab.exec("h1", &["ping", "-c", "1", "-W", "1", ip])
+                .status
+                .success()
+        });
+        assert!(reached, "exposed h1 cannot reach {ip}");
+    }
+    lab.ok_on("h1", &["hide", PROD]);
+    let e = lab.weft_on("h1", &["hide", PROD]);
+    assert!(
+        !e.status.success() && out_text(&e).contains("not exposed"),
+        "{}",
+        out_text(&e)
+    );
+    let o = lab.exec("h1", &["ping", "-c", "1", "-W", "1", &c2_ip]);
+    assert!(!o.status.success(), "h1 still reaches c2 after hide");
+    assert!(!ok(&lab, "h1", &["ip", "addr"]).contains("10.71.0.250"));
+    assert!(lab.inspect(PROD)["allocations"]["10.71.0.250"].is_null());
+    let v6 = exposed["ipv6"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(lab.inspect(PROD)["allocations"][v6.as_str()].is_null());
+
+    // Removing the networks removes every rule weft made; the foreign table is as it was.
+    lab.ok_on("h1", &["network", "rm", PROD, "--force"]);
+    lab.ok_on("h1", &["network", "rm", DARK, "--force"]);
+    lab.ok_on("h1", &["network", "rm", SIDE, "--force"]);
+    for (i, h) in ["h1", "h2"].iter().enumerate() {
+        let clean = eventually(Duration::from_secs(10), || ruleset(&lab, h) == baseline[i]);
+        assert!(
+            clean,
+            "{h}'s ruleset after network rm:\n{}\nbefore:\n{}",
+            ruleset(&lab, h),
+            baseline[i]
+        );
+    }
+}
