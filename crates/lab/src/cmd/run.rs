@@ -1,5 +1,6 @@
-//! `weft lab run HOST CONTAINER --network NET [--ip CIDR]…`: a container netns `P-c-CONTAINER` (lo up)
-//! attached with `weft attach` run on HOST. Running it again for an existing container on the same
+//! `weft lab run HOST CONTAINER --network NET [--ip CIDR]… [--publish SPEC]… [--name NAME]
+//! [--alias ALIAS]…`: a container netns `P-c-CONTAINER` (lo up) attached with `weft attach` run on
+//! HOST; its DNS name is the container's unless `--name` says otherwise. Running it again for an existing container on the same
 //! host attaches it to one more network.
 
 use std::time::Duration;
