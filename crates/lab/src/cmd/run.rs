@@ -1,7 +1,7 @@
 //! `weft lab run HOST CONTAINER --network NET [--ip CIDR]… [--publish SPEC]… [--name NAME]
 //! [--alias ALIAS]…`: a container netns `P-c-CONTAINER` (lo up) attached with `weft attach` run on
-//! HOST; its DNS name is the container's unless `--name` says otherwise. Running it again for an existing container on the same
-//! host attaches it to one more network.
+//! HOST; its DNS name is the container's unless `--name` says otherwise. Running it again for an
+//! existing container on the same host attaches it to one more network.
 
 use std::time::Duration;
 
