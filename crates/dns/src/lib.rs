@@ -11,6 +11,7 @@ pub mod answer;
 pub mod fuzz;
 pub mod names;
 pub mod probe;
+pub mod redirect;
 pub mod resolvconf;
 pub mod reverse;
 pub mod server;

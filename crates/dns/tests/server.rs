@@ -105,9 +105,17 @@ fn ask(ns: &Netns, name: &str, tcp: bool) -> (ResponseCode, Vec<IpAddr>) {
     .unwrap()
 }
 
-/// Whether something still holds 127.0.0.53:53 (UDP) in `ns`: binding it is refused then.
-fn port_held(ns: &Netns) -> bool {
-    weft_netlink::in_netns(ns, || UdpSocket::bind(resolver()).is_err()).unwrap()
+/// Whether the resolver still has a socket or its redirect in `ns`.
+fn resolver_in(ns: &Netns) -> bool {
+    weft_netlink::in_netns(ns, || {
+        let ss = Command::new("ss").args(["-Hlnut"]).output().expect("ss");
+        let nft = Command::new("nft")
+            .args(["list", "table", "ip", weft_dns::redirect::TABLE])
+            .output()
+            .expect("nft");
+        String::from_utf8_lossy(&ss.stdout).contains("127.0.0.53:") || nft.status.success()
+    })
+    .unwrap()
 }
 
 fn run(cmd: &mut Command) {
@@ -194,12 +202,18 @@ fn answers_forwards_and_lets_go() {
     }
     let st = srv.stats();
     assert_eq!((st.forwarded, st.forward_failed), (2, 0), "{st:?}");
+    // Port 53 stays the container's own: a DNS server of its own binds it beside the resolver.
+    weft_netlink::in_netns(&ns, || {
+        UdpSocket::bind("0.0.0.0:53").expect("the container binds 0.0.0.0:53");
+        std::net::TcpListener::bind("0.0.0.0:53").expect("and over TCP");
+    })
+    .unwrap();
 
-    // The container goes: its sockets with it, so nothing keeps the namespace alive.
-    assert!(port_held(&ns));
+    // The container goes: its sockets with it (nothing keeps the namespace alive), and the redirect.
+    assert!(resolver_in(&ns));
     rt.block_on(srv.set_local(BTreeMap::new()));
     let deadline = Instant::now() + Duration::from_secs(5);
-    while port_held(&ns) {
+    while resolver_in(&ns) {
         assert!(
             Instant::now() < deadline,
             "the resolver's socket outlived its container"

@@ -3,7 +3,7 @@
 //! tasks of the agent's runtime. Dropping the [`Listener`] aborts the tasks, which closes every
 //! socket: an open socket would keep the namespace alive after the container is gone.
 
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -16,6 +16,7 @@ use weft_netlink::{Netns, NetnsTarget};
 
 use super::{forward, Shared};
 use crate::answer::{Outcome, Transport};
+use crate::redirect;
 
 /// At most this many queries of one container wait on upstream at a time (UDP), and at most
 /// this many TCP connections are open; more are dropped and counted.
@@ -61,9 +62,13 @@ impl Listener {
         let (ns_ino, udp, tcp) = tokio::task::spawn_blocking(move || -> Result<_> {
             let ns = Netns::open(&target)?;
             let ino = ns.id()?;
-            let socks = weft_netlink::in_netns(&ns, || bind(addr))?
-                .with_context(|| format!("binding {addr} in {p}"))?;
-            Ok((ino, socks.0, socks.1))
+            let (udp, tcp, port) = weft_netlink::in_netns(&ns, || bind(*addr.ip()))?
+                .with_context(|| format!("binding {} in {p}", addr.ip()))?;
+            // nft runs in the container's namespace (a child inherits it from this thread).
+            let script = redirect::install(*addr.ip(), port);
+            weft_netlink::in_netns(&ns, || nft(&script))?
+                .with_context(|| format!("redirecting {addr} in {p}"))?;
+            Ok((ino, udp, tcp))
         })
         .await
         .context("opening resolver sockets")??;
@@ -82,21 +87,74 @@ impl Listener {
     }
 }
 
-/// Binds the UDP socket and TCP listener in the calling thread's namespace. FREEBIND: the address
-/// is taken even while the container's loopback is still down (attach brings it up).
-fn bind(addr: SocketAddrV4) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
-    let sa: SocketAddr = addr.into();
-    let u = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
-    u.set_freebind_v4(true)?;
-    u.set_nonblocking(true)?;
-    u.bind(&sa.into())?;
-    let t = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), Some(Protocol::TCP))?;
-    t.set_freebind_v4(true)?;
-    t.set_reuse_address(true)?;
-    t.set_nonblocking(true)?;
-    t.bind(&sa.into())?;
-    t.listen(64)?;
-    Ok((u.into(), t.into()))
+/// Binds the UDP socket and TCP listener on one free port of `ip` in the calling thread's
+/// namespace. FREEBIND: the address is taken even while the container's loopback is still down
+/// (attach brings it up).
+fn bind(ip: Ipv4Addr) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener, u16)> {
+    let mut last = None;
+    // The kernel picks the UDP port; TCP takes the same number, which is almost always free.
+    for _ in 0..16 {
+        let u = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
+        u.set_freebind_v4(true)?;
+        u.set_nonblocking(true)?;
+        u.bind(&SocketAddr::from((ip, 0)).into())?;
+        let port = u
+            .local_addr()?
+            .as_socket()
+            .map(|a| a.port())
+            .ok_or_else(|| std::io::Error::other("no port"))?;
+        let t = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+        t.set_freebind_v4(true)?;
+        t.set_reuse_address(true)?;
+        t.set_nonblocking(true)?;
+        match t.bind(&SocketAddr::from((ip, port)).into()) {
+            Ok(()) => {
+                t.listen(64)?;
+                return Ok((u.into(), t.into(), port));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free port")))
+}
+
+/// Runs an nft script in the calling thread's namespace.
+fn nft(script: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running nft (Debian: apt-get install nftables)")?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("failed")
+        );
+    }
+    Ok(())
+}
+
+/// Removes the redirect from the namespace at `path` if it is still the one with inode `ino` (a
+/// container that left its last network but lives on). Blocking: call from a blocking thread.
+pub fn remove_redirect(path: &str, ino: u64) -> Result<()> {
+    let ns = Netns::open(&NetnsTarget::Path(path.into()))?;
+    if ns.id()? != ino {
+        return Ok(());
+    }
+    weft_netlink::in_netns(&ns, || nft(&redirect::remove()))?
 }
 
 async fn serve_udp(sock: Arc<UdpSocket>, shared: Arc<Shared>, nets: Arc<RwLock<Vec<String>>>) {

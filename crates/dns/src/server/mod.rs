@@ -16,7 +16,7 @@ use weft_model::{Endpoint, Network};
 use crate::answer::{self, Outcome, Transport};
 use crate::names::NameMap;
 use crate::stats::{Counters, DnsStats};
-use listener::{ns_ino_at, Listener};
+use listener::{ns_ino_at, remove_redirect, Listener};
 
 /// The agent's own network namespace (its main thread's: never entered another).
 const OWN_NETNS: &str = "/proc/self/ns/net";
@@ -146,13 +146,26 @@ impl DnsServer {
     /// resolver), and retries those that failed to open.
     pub async fn refresh(&mut self) {
         let wanted = &self.wanted;
-        self.listeners.retain(|path, l| {
-            let keep = wanted.contains_key(path) && ns_ino_at(path) == Some(l.ns_ino);
-            if !keep {
-                tracing::debug!(container = %path, "resolver closed");
+        let closing: Vec<String> = self
+            .listeners
+            .iter()
+            .filter(|(path, l)| !wanted.contains_key(*path) || ns_ino_at(path) != Some(l.ns_ino))
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in closing {
+            let l = self.listeners.remove(&path).expect("listed");
+            let ino = l.ns_ino;
+            // The sockets go first (dropping aborts their tasks); then the redirect, if the
+            // namespace lives on.
+            drop(l);
+            let p = path.clone();
+            match tokio::task::spawn_blocking(move || remove_redirect(&p, ino)).await {
+                Ok(Ok(())) | Ok(Err(_)) => {}
+                Err(e) => tracing::debug!("removing the redirect of {path}: {e}"),
             }
-            keep
-        });
+            tracing::debug!(container = %path, "resolver closed");
+        }
+        let wanted = &self.wanted;
         self.errors.retain(|p, _| wanted.contains_key(p));
         for (path, nets) in &self.wanted {
             if let Some(l) = self.listeners.get(path) {
