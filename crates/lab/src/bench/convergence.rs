@@ -161,8 +161,8 @@ async fn one(
     let ep: Endpoint = serde_json::from_str(&out).context("parsing `weft attach --json`")?;
     let (probe, fdb_at_return, neigh_at_return, c_running, h_running, dns_answered) = tokio::join!(
         pinger.first_reply(addr, PING_EVERY, PING_TIMEOUT),
-        b_nl.fdb_dump(b_vx),
-        b_nl.neigh_dump(b_vx),
+        dump(|| b_nl.fdb_dump(b_vx)),
+        dump(|| b_nl.neigh_dump(b_vx)),
         running(&c_nl, &ep.ifname),
         running(a_nl, &ep.host_ifname),
         bed.resolvers.every_host(&fqdn, Want::Addr(addr), t0),
@@ -180,7 +180,11 @@ async fn one(
 
     // The entry must be there before detaching, or its absence would measure nothing.
     let deadline = Instant::now() + WITHDRAW_TIMEOUT;
-    while !b_nl.fdb_dump(b_vx).await?.iter().any(|e| e.mac == mac) {
+    while !dump(|| b_nl.fdb_dump(b_vx))
+        .await?
+        .iter()
+        .any(|e| e.mac == mac)
+    {
         if Instant::now() > deadline {
             bail!(
                 "{} of {addr} never appeared on {} in {}",
@@ -195,7 +199,7 @@ async fn one(
     let t0 = Instant::now();
     let fdb_gone = async {
         while t0.elapsed() < WITHDRAW_TIMEOUT {
-            let fdb = b_nl.fdb_dump(b_vx).await?;
+            let fdb = dump(|| b_nl.fdb_dump(b_vx)).await?;
             if !fdb.iter().any(|e| e.mac == mac) {
                 return Ok::<_, anyhow::Error>(Some(ms(t0.elapsed())));
             }
@@ -234,6 +238,22 @@ async fn weft_cmd(bed: &Bed<'_>, args: &[&str]) -> Result<String> {
             CMD_TIMEOUT.as_secs()
         )
     })
+}
+
+/// A netlink dump, asked again when the kernel interrupted it because the table changed meanwhile
+/// (EBUSY: the containers' gateway ARP/ND keeps the neighbour table moving).
+async fn dump<T, F, Fut>(f: F) -> Result<Vec<T>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = weft_netlink::Result<Vec<T>>>,
+{
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Err(e) if tries < 10 && e.errno() == Some(nix::errno::Errno::EBUSY) => tries += 1,
+            r => return Ok(r?),
+        }
+    }
 }
 
 /// Whether a link is operationally up (`IFF_RUNNING`), as opposed to merely set up (`IFF_UP`).
