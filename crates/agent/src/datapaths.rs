@@ -1,8 +1,9 @@
 //! Which datapaths this host runs and what it advertises. One UDP port cannot be served by both
 //! the kernel's VXLAN and the engine, so a host carries plain networks on one of them: the kernel
 //! where it can (auto), or the engine when told to or when the kernel lacks VXLAN. Encrypted
-//! networks always go to the engine, which every host runs when it can (it binds the VXLAN port
-//! only on hosts whose plain networks it carries, so it never collides with the kernel's).
+//! and GRE networks always go to the engine, which every host runs when it can (it binds the
+//! VXLAN port only on hosts whose plain networks it carries, so it never collides with the
+//! kernel's; GRE takes a raw IP socket, no port).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use weft_datapath::{Datapaths, KernelDatapath, PskLoader, UserspaceDatapath, UserspaceOptions};
 use weft_engine::Engine;
-use weft_model::{DatapathChoice, CAP_ENCRYPT, CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN};
+use weft_model::{DatapathChoice, CAP_ENCRYPT, CAP_GRE, CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN};
 use weft_secure::{KeyPair, Limits};
 
 use crate::AgentConfig;
@@ -64,6 +65,7 @@ pub(crate) async fn build(
     }
     if user.is_some() {
         capabilities.push(CAP_ENCRYPT.to_string());
+        capabilities.push(CAP_GRE.to_string());
     }
     let engine = user.as_ref().map(|u| u.engine_handle());
     let dp = Datapaths {

@@ -89,17 +89,19 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     let built = datapaths::build(&cfg, underlay, &keys).await?;
     let capabilities = built.capabilities.clone();
     let store: Arc<dyn Store> = weft_control::open_store(&cfg.store_url).await?;
-    let reg = Registration::register(
-        store.clone(),
+    let record = Registration::record(
         &id,
         underlay,
-        cfg.vxlan_port,
+        (cfg.vxlan_port, cfg.secure_port),
         capabilities.clone(),
         keys.public().to_base64(),
-        cfg.dns.as_ref().map(|d| d.domain.clone()),
-        cfg.lease_ttl,
-    )
-    .await?;
+    );
+    let record = weft_model::Host {
+        // Attach reads it to write containers' resolv.conf search lists.
+        dns_domain: cfg.dns.as_ref().map(|d| d.domain.clone()),
+        ..record
+    };
+    let reg = Registration::register(store.clone(), record, cfg.lease_ttl).await?;
     tracing::info!(host = %id, %underlay, store = %cfg.store_url, lease = reg.lease(), ?capabilities, "registered");
 
     let stats_path = cfg

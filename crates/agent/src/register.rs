@@ -16,32 +16,39 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// Registers the host. A restarted agent adopts its previous lease while that is still alive, so
-    /// that the host's endpoints (which live under the lease) survive the restart.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn register(
-        store: Arc<dyn Store>,
+    /// This agent's host record: `id`, where peers reach it (underlay address, VXLAN and secure
+    /// ports), what it can carry and its public key.
+    pub fn record(
         id: &str,
         underlay: IpAddr,
-        vxlan_port: u16,
+        ports: (u16, u16),
         capabilities: Vec<String>,
         public_key: String,
-        dns_domain: Option<String>,
-        ttl: Duration,
-    ) -> Result<Registration> {
-        let host = Host {
+    ) -> Host {
+        Host {
             schema: SCHEMA_VERSION,
             id: id.to_string(),
             name: id.to_string(),
             underlay,
-            vxlan_port,
+            vxlan_port: ports.0,
+            secure_port: Some(ports.1),
             public_key: Some(public_key),
             capabilities,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             started_at_ms: weft_control::now_ms(),
-            dns_domain,
-        };
-        let previous = store.get(&keys::host(id)).await?.and_then(|kv| kv.lease);
+            dns_domain: None,
+        }
+    }
+
+    /// Registers the host. A restarted agent adopts its previous lease while that is still alive, so
+    /// that the host's endpoints (which live under the lease) survive the restart.
+    pub async fn register(
+        store: Arc<dyn Store>,
+        host: Host,
+        ttl: Duration,
+    ) -> Result<Registration> {
+        let id = host.id.clone();
+        let previous = store.get(&keys::host(&id)).await?.and_then(|kv| kv.lease);
         let lease = match previous {
             Some(l) if store.keep_alive(l).await.is_ok() => {
                 tracing::info!(lease = l, "adopting the previous agent's live lease");
@@ -50,7 +57,7 @@ impl Registration {
             _ => store.grant_lease(ttl).await?,
         };
         store
-            .put(&keys::host(id), host.encode(), Some(lease))
+            .put(&keys::host(&id), host.encode(), Some(lease))
             .await?;
         Ok(Registration {
             store,

@@ -266,6 +266,7 @@ impl Syncer {
                         && a.encrypted == d.encrypted
                         && a.psk_fingerprint == d.psk_fingerprint
                         && a.peer_keys == d.peer_keys
+                        && a.peer_ports == d.peer_ports
                         && a.bridge_l3 == d.bridge_l3
                 });
             let res = if incremental {

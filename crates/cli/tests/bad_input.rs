@@ -176,6 +176,33 @@ fn bad_input_changes_nothing() {
         ],
         "needs the userspace datapath",
     );
+    let gre = [
+        "network",
+        "create",
+        "n1",
+        "--subnet",
+        "10.81.0.0/24",
+        "--encap",
+    ];
+    refused(
+        &lab,
+        &[&gre[..], &["gre", "--encrypt"]].concat(),
+        "an encrypted network has its own framing",
+    );
+    refused(
+        &lab,
+        &[&gre[..], &["gre", "--datapath", "kernel"]].concat(),
+        "carried by weft's userspace engine",
+    );
+    // An unknown encapsulation is refused by the argument parser (clap's usage error).
+    let o = lab.weft_on("h1", &[&gre[..], &["geneve"]].concat());
+    assert!(!o.status.success(), "{}", out_text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("invalid encapsulation \"geneve\": use vxlan or gre"),
+        "{}",
+        out_text(&o)
+    );
     refused(&lab, &["network", "inspect", "nope"], "no such network");
     refused(&lab, &["network", "rm", "nope"], "no such network");
     refused(&lab, &["network", "rm", "prod"], "still has 1 endpoint(s)");

@@ -6,8 +6,9 @@ use anyhow::{bail, Result};
 use ipnet::IpNet;
 use serde::Serialize;
 use weft_model::{
-    keys, validate, Allocation, DatapathChoice, Endpoint, Network, Record, DEFAULT_UNDERLAY_MTU,
-    ENCRYPTED_OVERHEAD_V4, SCHEMA_VERSION, VXLAN_OVERHEAD_V4,
+    keys, validate, Allocation, DatapathChoice, Encap, Endpoint, Network, Record,
+    DEFAULT_UNDERLAY_MTU, ENCRYPTED_OVERHEAD_V4, GRE_OVERHEAD_V4, SCHEMA_VERSION,
+    VXLAN_OVERHEAD_V4,
 };
 use weft_store::{Compare, Op, Store};
 
@@ -22,6 +23,8 @@ pub struct NetworkSpec {
     pub datapath: DatapathChoice,
     /// Frames between hosts sealed by the userspace engine.
     pub encrypted: bool,
+    /// Encapsulation of a plain network: VXLAN (default) or GRE.
+    pub encap: Encap,
     /// Fingerprint of the network's pre-shared key, if it has one (the key stays on the hosts).
     pub psk_fingerprint: Option<String>,
     /// Containers get no way beyond the overlay (egress is on unless this is set).
@@ -45,10 +48,16 @@ pub async fn create(store: &dyn Store, spec: &NetworkSpec) -> Result<Network> {
     if spec.encrypted && spec.datapath == DatapathChoice::Kernel {
         bail!("an encrypted network needs the userspace datapath; drop --datapath kernel");
     }
-    let overhead = if spec.encrypted {
-        ENCRYPTED_OVERHEAD_V4
-    } else {
-        VXLAN_OVERHEAD_V4
+    if spec.encap == Encap::Gre && spec.encrypted {
+        bail!("--encap gre applies to plain networks: an encrypted network has its own framing (the encrypted transport over UDP)");
+    }
+    if spec.encap == Encap::Gre && spec.datapath == DatapathChoice::Kernel {
+        bail!("a GRE network is carried by weft's userspace engine on every host; drop --datapath kernel");
+    }
+    let overhead = match (spec.encrypted, spec.encap) {
+        (true, _) => ENCRYPTED_OVERHEAD_V4,
+        (false, Encap::Gre) => GRE_OVERHEAD_V4,
+        (false, Encap::Vxlan) => VXLAN_OVERHEAD_V4,
     };
     let mtu = spec.mtu.unwrap_or(DEFAULT_UNDERLAY_MTU - overhead);
     validate::mtu(mtu, subnet6.is_some())?;
@@ -94,6 +103,7 @@ pub async fn create(store: &dyn Store, spec: &NetworkSpec) -> Result<Network> {
             encrypted: spec.encrypted,
             psk_fingerprint: spec.psk_fingerprint.clone(),
             datapath: spec.datapath,
+            encap: spec.encap,
             egress: !spec.no_egress,
             labels: spec.labels.clone(),
         };

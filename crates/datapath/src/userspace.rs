@@ -4,8 +4,8 @@
 //! network's whole table; every change hands it the new one.
 //!
 //! On a host whose plain networks use the kernel's VXLAN, the same datapath carries only the
-//! encrypted networks ([`UserspaceOptions::plain`] false): the engine then never binds the VXLAN
-//! port, which the kernel holds.
+//! encrypted and GRE networks ([`UserspaceOptions::plain`] false): the engine then never binds
+//! the VXLAN port, which the kernel holds (GRE uses a raw IP socket, no port).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -38,7 +38,7 @@ pub struct UserspaceOptions {
     pub psk: PskLoader,
     /// Session limits; `None`: the engine's defaults.
     pub limits: Option<Limits>,
-    /// Whether plain networks are carried here too (false where the kernel carries them).
+    /// Whether plain VXLAN networks are carried here too (false where the kernel carries them).
     pub plain: bool,
 }
 
@@ -47,6 +47,8 @@ pub struct UserspaceDatapath {
     nl: Netlink,
     psk: PskLoader,
     plain: bool,
+    /// This host's secure port (the engine's default for peers that name none).
+    secure_port: u16,
     /// What the engine was last given, per VNI: `sync` reports its difference to the new state.
     given: Mutex<BTreeMap<u32, NetDesired>>,
 }
@@ -68,6 +70,7 @@ impl UserspaceDatapath {
             nl: Netlink::open()?,
             psk: o.psk,
             plain: o.plain,
+            secure_port: o.secure_port,
             given: Mutex::new(BTreeMap::new()),
         })
     }
@@ -101,7 +104,17 @@ impl UserspaceDatapath {
                 tracing::warn!(network = %net.network, peers = ?keyless,
                     "peers without a public key in their host record; frames to them are dropped");
             }
-            Encap::Encrypted(Secure { psk, peers })
+            // A peer whose record names its own secure port gets its messages there.
+            let ports = net
+                .peer_ports
+                .iter()
+                .filter(|(_, p)| **p != self.secure_port)
+                .map(|(a, p)| (*a, *p))
+                .collect();
+            Encap::Encrypted(Secure { psk, peers, ports })
+        } else if net.encap == weft_model::Encap::Gre {
+            // GRE needs no UDP port: every host's engine carries it, whatever else it does.
+            Encap::Gre
         } else if self.plain {
             Encap::Vxlan
         } else {

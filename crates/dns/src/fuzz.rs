@@ -24,6 +24,7 @@ pub fn map() -> NameMap {
         encrypted: false,
         psk_fingerprint: None,
         datapath: DatapathChoice::Auto,
+        encap: Default::default(),
         egress: true,
         labels: Default::default(),
     };

@@ -152,6 +152,7 @@ pub(crate) mod tests {
             encrypted: false,
             psk_fingerprint: None,
             datapath: DatapathChoice::Auto,
+            encap: Default::default(),
             egress: true,
             labels: Default::default(),
         }

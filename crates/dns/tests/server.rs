@@ -48,6 +48,7 @@ fn network() -> Network {
         encrypted: false,
         psk_fingerprint: None,
         datapath: DatapathChoice::Auto,
+        encap: Default::default(),
         egress: true,
         labels: Default::default(),
     }

@@ -1,6 +1,7 @@
 //! What the caller hands the engine: the engine's own settings and, per network, its TAP device
 //! and forwarding entries.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use weft_secure::{KeyPair, Limits, PresharedKey, PublicKey, Suite};
@@ -75,7 +76,9 @@ pub fn default_limits() -> Limits {
 /// * `Vxlan` — plain VXLAN (RFC 7348) over UDP, wire-compatible with Linux's vxlan device.
 /// * `Encrypted` — the inner frames sealed whole, one weft-secure session per (network, peer
 ///   host), on the engine's secure port (`weft_wire::secure` framing; docs/wire-format.md).
-/// * later `Gre` — Ethernet over GRE (key = VNI) on a raw IP socket.
+/// * `Gre` — Ethernet over GRE (RFC 2784/2890: protocol 0x6558, key = VNI), what Linux's
+///   gretap and Open vSwitch's GRE ports send, on a raw IP socket (protocol 47) bound on first
+///   use; needs no kernel GRE module and no UDP port, so any host can carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Encap {
@@ -84,6 +87,8 @@ pub enum Encap {
     Vxlan,
     /// Authenticated encryption between member hosts.
     Encrypted(Secure),
+    /// Plain Ethernet over GRE, key = VNI.
+    Gre,
 }
 
 impl Encap {
@@ -100,11 +105,16 @@ pub struct Secure {
     pub psk: PresharedKey,
     /// Each peer host's underlay address and static public key.
     pub peers: Vec<(IpAddr, PublicKey)>,
+    /// The secure port of each peer whose port is not this engine's own
+    /// ([`EngineConfig::secure_port`]): its messages go there.
+    pub ports: BTreeMap<IpAddr, u16>,
 }
 
 impl PartialEq for Secure {
     fn eq(&self, other: &Self) -> bool {
-        self.psk.as_bytes() == other.psk.as_bytes() && self.peers == other.peers
+        self.psk.as_bytes() == other.psk.as_bytes()
+            && self.peers == other.peers
+            && self.ports == other.ports
     }
 }
 
@@ -129,12 +139,12 @@ pub struct NetConfig {
     /// ARP requests and IPv6 neighbour solicitations for these addresses are answered
     /// locally (like the kernel's vxlan `proxy` flag); all others are dropped, as there.
     pub neigh: Vec<(IpAddr, MacBytes)>,
-    /// The transport: plain VXLAN or encrypted. Changing between the two replaces the TAP;
+    /// The transport: plain VXLAN, GRE or encrypted. Changing between them replaces the TAP;
     /// a changed peer list or PSK of an encrypted network is applied in place (sessions of
     /// unchanged peers live on).
     pub encap: Encap,
-    /// Accept VXLAN packets of this network from any underlay source, as Linux's vxlan device
-    /// does. Off by default: only hosts named in `flood` or `fdb` are accepted, others are
+    /// Accept VXLAN (or GRE) packets of this network from any underlay source, as Linux's vxlan
+    /// device does. Off by default: only hosts named in `flood` or `fdb` are accepted, others are
     /// dropped and counted (`unknown_peer`), so a stray or departed host cannot inject frames.
     pub accept_any_source: bool,
 }

@@ -12,10 +12,10 @@ use crate::config::{Encap, EngineConfig, NetConfig};
 use crate::net::{Fwd, Net};
 use crate::rx::RxWorker;
 use crate::secure::{SecureNet, SecureShared};
+use crate::sock::WireSock;
 use crate::stats::{EngineStats, GlobalCounters, NetCounters, NetStats, PeerStats};
 use crate::sys::EventFd;
 use crate::tx::TxWorker;
-use crate::udp::UdpSock;
 use crate::{tap, Error, Result};
 
 /// State every worker sees.
@@ -33,25 +33,37 @@ pub(crate) struct Shared {
 /// was started in, so TAP devices are created there whichever thread calls `set_network`.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Which of the engine's two UDP transports.
+/// Which of the engine's transports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transport {
     /// Plain VXLAN on [`EngineConfig::port`].
     Vxlan,
     /// The encrypted transport on [`EngineConfig::secure_port`].
     Secure,
+    /// Plain Ethernet over GRE on a raw IP socket.
+    Gre,
+}
+
+impl Transport {
+    pub(crate) fn of(encap: &Encap) -> Transport {
+        match encap {
+            Encap::Vxlan => Transport::Vxlan,
+            Encap::Encrypted(_) => Transport::Secure,
+            Encap::Gre => Transport::Gre,
+        }
+    }
 }
 
 /// One transport's sockets, bound when the first network that uses it is set.
 struct Bound {
     local: SocketAddr,
     /// Listening sockets (SO_REUSEPORT), one per worker, each served by a receive thread.
-    socks: Vec<Arc<UdpSock>>,
+    socks: Vec<Arc<WireSock>>,
     /// Sending sockets, one per worker, each on its own ephemeral source port: RFC 7348 asks
     /// for source-port entropy, and a receiver (kernel or engine, both SO_REUSEPORT) then
     /// spreads flows from different TAP queues over its workers. The encrypted transport does
     /// the same for the same reason.
-    send_socks: Vec<Arc<UdpSock>>,
+    send_socks: Vec<Arc<WireSock>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -62,6 +74,17 @@ struct Control {
     nets: HashMap<u32, Vec<JoinHandle<()>>>,
     vxlan: Option<Bound>,
     secure: Option<Bound>,
+    gre: Option<Bound>,
+}
+
+impl Control {
+    fn bound(&mut self, kind: Transport) -> &mut Option<Bound> {
+        match kind {
+            Transport::Vxlan => &mut self.vxlan,
+            Transport::Secure => &mut self.secure,
+            Transport::Gre => &mut self.gre,
+        }
+    }
 }
 
 /// The userspace datapath of one host: UDP sockets shared by all networks (VXLAN for plain
@@ -136,6 +159,12 @@ impl Engine {
         self.lock_control().secure.as_ref().map(|b| b.local)
     }
 
+    /// The address the raw GRE socket is bound to (port 0), once a GRE network made the engine
+    /// open it.
+    pub fn gre_addr(&self) -> Option<SocketAddr> {
+        self.lock_control().gre.as_ref().map(|b| b.local)
+    }
+
     fn lock_control(&self) -> std::sync::MutexGuard<'_, Control> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -143,20 +172,18 @@ impl Engine {
     /// Binds `kind`'s sockets (on the home thread, in the engine's namespace) and starts their
     /// receive workers (and, for the encrypted transport, the timer thread), unless done.
     fn bind(&self, control: &mut Control, kind: Transport) -> Result<()> {
-        let slot = match kind {
-            Transport::Vxlan => &mut control.vxlan,
-            Transport::Secure => &mut control.secure,
-        };
+        let slot = control.bound(kind);
         if slot.is_some() {
             return Ok(());
         }
         let (workers, gso, underlay) = (self.cfg.workers, self.cfg.udp_gso, self.cfg.underlay);
-        let port = match kind {
-            Transport::Vxlan => self.cfg.port,
-            Transport::Secure => self.cfg.secure_port,
+        let (socks, send_socks) = match kind {
+            Transport::Gre => self.on_home(move || bind_gre(underlay))??,
+            _ => {
+                let port = self.port(kind);
+                self.on_home(move || bind_socks(underlay, port, workers, gso))??
+            }
         };
-        let (socks, send_socks) =
-            self.on_home(move || bind_socks(underlay, port, workers, gso))??;
         let local = socks[0]
             .local_addr()
             .map_err(|e| Error::io("reading the socket's address", e))?;
@@ -172,6 +199,7 @@ impl Engine {
                 let name = match kind {
                     Transport::Vxlan => format!("weft-rx{i}"),
                     Transport::Secure => format!("weft-srx{i}"),
+                    Transport::Gre => format!("weft-grx{i}"),
                 };
                 b.threads.push(
                     std::thread::Builder::new()
@@ -209,7 +237,7 @@ impl Engine {
     pub fn set_network(&self, net: NetConfig) -> Result<()> {
         validate(&net)?;
         let secure_cfg = match &net.encap {
-            Encap::Vxlan => None,
+            Encap::Vxlan | Encap::Gre => None,
             Encap::Encrypted(s) => Some(s),
         };
         if secure_cfg.is_some() && self.cfg.keys.is_none() {
@@ -218,32 +246,23 @@ impl Engine {
                 net.vni
             )));
         }
-        let kind = if secure_cfg.is_some() {
-            Transport::Secure
-        } else {
-            Transport::Vxlan
-        };
+        let kind = Transport::of(&net.encap);
         let mut control = self.lock_control();
         self.bind(&mut control, kind)?;
-        let bound = match kind {
-            Transport::Vxlan => control.vxlan.as_ref(),
-            Transport::Secure => control.secure.as_ref(),
-        }
-        .ok_or_else(|| Error::Invalid("sockets not bound".into()))?;
+        let bound = control
+            .bound(kind)
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("sockets not bound".into()))?;
         let reply_sock = bound.socks[0].clone();
         let send_socks = bound.send_socks.clone();
-        let port = match kind {
-            Transport::Vxlan => self.cfg.port,
-            Transport::Secure => self.cfg.secure_port,
-        };
-        let (fwd, skipped) = Fwd::build(&net, self.cfg.underlay, port);
+        let (fwd, skipped) = Fwd::build(&net, self.cfg.underlay, self.port(kind));
         if !skipped.is_empty() {
             tracing::warn!(vni = net.vni, ?skipped, underlay = %self.cfg.underlay,
                 "peers of the other address family than the underlay are unreachable; left out");
         }
         let existing = self.read_nets().get(&net.vni).cloned();
         if let Some(cur) = existing {
-            if cur.tap == net.tap && cur.secure.is_some() == secure_cfg.is_some() {
+            if cur.tap == net.tap && cur.transport == kind {
                 *cur.fwd.write().unwrap_or_else(|p| p.into_inner()) = fwd;
                 cur.mtu.store(net.mtu, Release);
                 if let (Some(sn), Some(sc)) = (&cur.secure, secure_cfg) {
@@ -265,8 +284,13 @@ impl Engine {
         let tap = self
             .on_home(move || tap::create(&name, queues, offload))?
             .map_err(|e| Error::io(format!("creating tap {}", net.tap), e))?;
-        let mut vxlan_hdr = [0u8; weft_wire::vxlan::HEADER_LEN];
-        weft_wire::vxlan::write_header(&mut vxlan_hdr, net.vni);
+        let mut prefix = [0u8; crate::net::PREFIX_LEN];
+        match kind {
+            Transport::Gre => {
+                weft_wire::gre::write_header(&mut prefix, net.vni);
+            }
+            _ => weft_wire::vxlan::write_header(&mut prefix, net.vni),
+        }
         let n = Arc::new(Net {
             vni: net.vni,
             tap: net.tap.clone(),
@@ -278,7 +302,8 @@ impl Engine {
             counters: NetCounters::default(),
             stop: AtomicBool::new(false),
             wake: EventFd::new().map_err(|e| Error::io("creating an eventfd", e))?,
-            vxlan_hdr,
+            transport: kind,
+            prefix,
         });
         if let (Some(sn), Some(sc)) = (&n.secure, secure_cfg) {
             self.update_peers(net.vni, sn, sc, &reply_sock);
@@ -308,11 +333,20 @@ impl Engine {
             .insert(net.vni, n);
         control.nets.insert(net.vni, threads);
         tracing::info!(vni = net.vni, tap = %net.tap, mtu = net.mtu,
-            encrypted = secure_cfg.is_some(), "engine network added");
+            transport = ?kind, "engine network added");
         Ok(())
     }
 
-    fn update_peers(&self, vni: u32, sn: &SecureNet, sc: &crate::config::Secure, sock: &UdpSock) {
+    /// The port frames of `kind` go to (0 for GRE, which has none).
+    fn port(&self, kind: Transport) -> u16 {
+        match kind {
+            Transport::Vxlan => self.cfg.port,
+            Transport::Secure => self.cfg.secure_port,
+            Transport::Gre => 0,
+        }
+    }
+
+    fn update_peers(&self, vni: u32, sn: &SecureNet, sc: &crate::config::Secure, sock: &WireSock) {
         for w in self
             .shared
             .secure
@@ -426,22 +460,32 @@ fn bind_socks(
     port: u16,
     workers: usize,
     gso: bool,
-) -> Result<(Vec<Arc<UdpSock>>, Vec<Arc<UdpSock>>)> {
+) -> Result<(Vec<Arc<WireSock>>, Vec<Arc<WireSock>>)> {
     let addr = SocketAddr::new(underlay, port);
     let mut socks = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let s = UdpSock::bind(addr, workers > 1, gso)
+        let s = WireSock::bind(addr, workers > 1, gso)
             .map_err(|e| Error::io(format!("binding udp {addr}"), e))?;
         socks.push(Arc::new(s));
     }
     let mut send_socks = Vec::with_capacity(workers);
     for _ in 0..workers {
         let from = SocketAddr::new(underlay, 0);
-        let s = UdpSock::bind(from, false, gso)
+        let s = WireSock::bind(from, false, gso)
             .map_err(|e| Error::io(format!("binding udp {from}"), e))?;
         send_socks.push(Arc::new(s));
     }
     Ok((socks, send_socks))
+}
+
+/// The raw GRE socket: one for receiving and every sender (each raw socket of a protocol gets a
+/// copy of every packet, so more would only multiply the work).
+#[allow(clippy::type_complexity)]
+fn bind_gre(underlay: IpAddr) -> Result<(Vec<Arc<WireSock>>, Vec<Arc<WireSock>>)> {
+    let s = WireSock::bind_gre(underlay)
+        .map_err(|e| Error::io(format!("opening a raw GRE socket on {underlay}"), e))?;
+    let s = Arc::new(s);
+    Ok((vec![s.clone()], vec![s]))
 }
 
 impl Drop for Engine {
@@ -452,9 +496,13 @@ impl Drop for Engine {
         }
         self.shared.stop.store(true, Release);
         self.shared.wake.signal();
-        for b in [control.vxlan.take(), control.secure.take()]
-            .into_iter()
-            .flatten()
+        for b in [
+            control.vxlan.take(),
+            control.secure.take(),
+            control.gre.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             for t in b.threads {
                 let _ = t.join();

@@ -1,15 +1,18 @@
 //! # weft-engine: the userspace datapath
 //!
 //! A library the agent runs in-process. Each network gets a TAP device that the datapath layer
-//! attaches to the network's bridge; between hosts, frames travel on one of two UDP transports,
-//! each bound on the underlay address only once the first network that uses it is set (one
+//! attaches to the network's bridge; between hosts, frames travel on one of three transports,
+//! each bound on the underlay address only once the first network that uses it is set (UDP: one
 //! socket per worker, SO_REUSEPORT):
 //!
 //! * plain networks: VXLAN (RFC 7348) on port 4789, shared by every plain network and
 //!   demultiplexed by VNI, wire-compatible both ways with the Linux kernel's vxlan device, so
 //!   hosts on the kernel path and hosts on the engine share a network;
 //! * encrypted networks ([`Encap::Encrypted`]): weft-secure sessions on port 51820, one per
-//!   (network, peer host), with this host's key pair from [`EngineConfig::keys`].
+//!   (network, peer host), with this host's key pair from [`EngineConfig::keys`];
+//! * GRE networks ([`Encap::Gre`]): Ethernet over GRE (protocol 0x6558, key = VNI), as Linux's
+//!   gretap and Open vSwitch's GRE ports send it, on one raw IP socket (protocol 47), needing no
+//!   kernel GRE module and no UDP port.
 //!
 //! Binding lazily lets a host whose plain networks use the kernel's VXLAN (which holds 4789)
 //! run the engine for its encrypted networks only.
@@ -87,7 +90,11 @@
 //!   [`DropReason`] names and [`DROP_UNKNOWN_SOURCE`]); per-peer session state is in
 //!   [`Engine::peer_states`].
 //!
-//! GRE would add a variant sent on a raw IP socket.
+//! ## GRE networks
+//! Framed like plain VXLAN (an 8-byte header before the inner frame, the same segmentation and
+//! receive coalescing), sent on the raw socket (segments of a super-frame in one `sendmmsg`,
+//! since raw sockets have no UDP GSO) and received there with the outer IPv4 header, which is
+//! stripped (`rx::gre`); the key names the network, the sender must be one of its peers.
 //!
 //! Codecs are `weft-wire`'s (VXLAN, Ethernet, ARP, ND, ICMP errors, virtio header and TCP
 //! segmentation); the engine keeps privately only what it lacks: IPv4 fragmentation, the
@@ -101,11 +108,11 @@ mod pkt;
 mod rx;
 mod secure;
 mod segment;
+mod sock;
 mod stats;
 mod sys;
 mod tap;
 mod tx;
-mod udp;
 
 pub use config::{default_limits, Encap, EngineConfig, MacBytes, NetConfig, Secure};
 pub use engine::Engine;

@@ -9,6 +9,7 @@ use std::sync::RwLock;
 use socket2::SockAddr;
 
 use crate::config::{MacBytes, NetConfig};
+use crate::engine::Transport;
 use crate::secure::SecureNet;
 use crate::stats::NetCounters;
 use crate::sys::EventFd;
@@ -81,6 +82,11 @@ impl Fwd {
     }
 }
 
+/// Length of a plain encapsulation header: VXLAN's and weft's GRE header (with key) alike.
+pub(crate) const PREFIX_LEN: usize = 8;
+const _: () =
+    assert!(weft_wire::vxlan::HEADER_LEN == PREFIX_LEN && weft_wire::gre::HEADER_LEN == PREFIX_LEN);
+
 pub(crate) struct Net {
     pub vni: u32,
     pub tap: String,
@@ -96,8 +102,11 @@ pub(crate) struct Net {
     /// Set (and `wake` signalled) to stop this network's TAP workers.
     pub stop: AtomicBool,
     pub wake: EventFd,
-    /// The VXLAN header of this network, ready to prepend.
-    pub vxlan_hdr: [u8; weft_wire::vxlan::HEADER_LEN],
+    /// Which transport carries it; a datagram that arrives on another is refused.
+    pub transport: Transport,
+    /// The plain encapsulation header of this network (VXLAN or GRE, both 8 bytes), ready to
+    /// prepend; unused by encrypted networks, which seal instead.
+    pub prefix: [u8; PREFIX_LEN],
 }
 
 impl Net {

@@ -5,6 +5,7 @@
 //! the kernel handles one 64 KiB frame instead of forty. The encrypted transport's sockets are
 //! served the same way, each message opened first (`secure` below).
 
+mod gre;
 mod secure;
 
 use std::collections::HashMap;
@@ -19,10 +20,10 @@ use weft_wire::{checksum, eth, vxlan};
 use crate::engine::{Shared, Transport};
 use crate::net::Net;
 use crate::pkt::{self, Csum, Ip, PROTO_TCP, PROTO_UDP};
+use crate::sock::{RecvBatch, WireSock};
 use crate::stats::{add, inc};
 use crate::sys;
 use crate::tap::raw;
-use crate::udp::{RecvBatch, UdpSock};
 
 /// Messages per `recvmmsg`, and bytes per message (a whole GRO train fits).
 const BATCH: usize = 32;
@@ -32,7 +33,7 @@ const MAX_RUN: usize = 64;
 
 pub(crate) struct RxWorker {
     shared: Arc<Shared>,
-    sock: Arc<UdpSock>,
+    sock: Arc<WireSock>,
     kind: Transport,
     /// Which TAP queue this worker writes into.
     queue: usize,
@@ -47,7 +48,7 @@ pub(crate) struct RxWorker {
 impl RxWorker {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        sock: Arc<UdpSock>,
+        sock: Arc<WireSock>,
         queue: usize,
         kind: Transport,
     ) -> RxWorker {
@@ -73,17 +74,18 @@ impl RxWorker {
                 Ok(_) => match self.kind {
                     Transport::Vxlan => self.process(),
                     Transport::Secure => self.process_secure(),
+                    Transport::Gre => self.process_gre(),
                 },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = sys::wait_readable(fd, &self.shared.wake, -1) {
-                        tracing::warn!(error = %e, "poll on the vxlan socket failed");
+                        tracing::warn!(error = %e, kind = ?self.kind, "poll on the socket failed");
                         std::thread::sleep(std::time::Duration::from_millis(10));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     match self.kind {
-                        Transport::Vxlan => inc(&self.shared.global.recv_errors),
+                        Transport::Vxlan | Transport::Gre => inc(&self.shared.global.recv_errors),
                         Transport::Secure => inc(&self.shared.secure.counters.recv_errors),
                     }
                     tracing::warn!(error = %e, kind = ?self.kind, "receiving on the udp socket");
@@ -133,6 +135,7 @@ impl RxWorker {
                 match vxlan::parse(d) {
                     Err(_) => inc(&g.drop_malformed),
                     Ok((vni, inner)) => match lookup(&nets, &mut last, vni) {
+                        Some(net) if net.transport != Transport::Vxlan => inc(&g.drop_unknown_vni),
                         None => inc(&g.drop_unknown_vni),
                         Some(net) => {
                             match &mut per_net {

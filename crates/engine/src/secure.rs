@@ -21,9 +21,9 @@ use weft_secure::{Action, Config, KeyPair, Limits, Outcome, Peer, PresharedKey, 
 
 use crate::config::Secure;
 use crate::engine::Shared;
+use crate::sock::WireSock;
 use crate::stats::{add, inc, PeerStats, SecureCounters};
 use crate::sys;
-use crate::udp::UdpSock;
 
 /// Frames held per peer while its handshake is under way (WireGuard keeps 1024 packets; a TCP
 /// super-frame held here is already cut into segments).
@@ -184,7 +184,7 @@ impl SecureShared {
         net: &SecureNet,
         cfg: &Secure,
         underlay: IpAddr,
-        sock: Option<&UdpSock>,
+        sock: Option<&WireSock>,
     ) -> Vec<String> {
         let mut warnings = Vec::new();
         let Some(keys) = &self.keys else {
@@ -208,8 +208,12 @@ impl SecureShared {
                 ));
                 continue;
             }
+            let dst = SockAddr::from(SocketAddr::new(
+                *addr,
+                cfg.ports.get(addr).copied().unwrap_or(self.port),
+            ));
             if let Some(p) = peers.get(addr) {
-                if same_psk && p.lock().peer.remote_key() == key {
+                if same_psk && p.dst == dst && p.lock().peer.remote_key() == key {
                     next.insert(*addr, p.clone());
                     continue;
                 }
@@ -231,7 +235,7 @@ impl SecureShared {
             let p = Arc::new(SecurePeer {
                 vni,
                 addr: *addr,
-                dst: SockAddr::from(SocketAddr::new(*addr, self.port)),
+                dst,
                 slot,
                 link: Mutex::new(Link {
                     peer,
@@ -278,7 +282,7 @@ impl SecureShared {
     }
 
     /// Sends a handshake message or keepalive.
-    pub(crate) fn send_control(&self, sock: &UdpSock, dst: &SockAddr, msg: &[u8]) {
+    pub(crate) fn send_control(&self, sock: &WireSock, dst: &SockAddr, msg: &[u8]) {
         match sock.send(dst, &[std::io::IoSlice::new(msg)], 0) {
             Ok(_) => inc(&self.counters.tx_control),
             Err(e) => tracing::debug!(dst = ?dst.as_socket(), error = %e, "secure send failed"),
@@ -312,7 +316,7 @@ impl SecureShared {
 
 /// The timer thread: every [`TICK`], each peer's timers (retransmissions, rekeys, keepalives,
 /// expiry); what they ask to send goes out of `sock`.
-pub(crate) fn run_timers(shared: Arc<Shared>, sock: Arc<UdpSock>) {
+pub(crate) fn run_timers(shared: Arc<Shared>, sock: Arc<WireSock>) {
     let sec = &shared.secure;
     let mut out = Vec::new();
     loop {
@@ -378,6 +382,7 @@ mod tests {
                 .iter()
                 .map(|(a, k)| (a.parse().unwrap(), *pair(*k).public()))
                 .collect(),
+            ports: Default::default(),
         }
     }
 
@@ -449,6 +454,28 @@ mod tests {
         );
         let fourth = ids(&net);
         assert!(fourth.iter().zip(&third).all(|(a, b)| a.1 != b.1));
+
+        // A peer that names its own secure port gets its messages there; a changed port remakes
+        // that peer only.
+        let dst = |net: &SecureNet, a: &str| {
+            let a: IpAddr = a.parse().unwrap();
+            net.peers.read().unwrap()[&a]
+                .dst
+                .as_socket()
+                .unwrap()
+                .port()
+        };
+        assert_eq!(dst(&net, "192.0.2.2"), 51820);
+        let mut c = cfg(8, &[("192.0.2.2", 5), ("192.0.2.4", 4)]);
+        c.ports.insert("192.0.2.2".parse().unwrap(), 51999);
+        sec.update(7, &net, &c, me, None);
+        let fifth = ids(&net);
+        assert_eq!(
+            (dst(&net, "192.0.2.2"), dst(&net, "192.0.2.4")),
+            (51999, 51820)
+        );
+        assert_ne!(fifth[0].1, fourth[0].1);
+        assert_eq!(fifth[1], fourth[1]);
 
         // Another address family, or our own public key, are left out with a warning.
         let w = sec.update(

@@ -19,10 +19,10 @@ use weft_wire::{arp, icmp, nd};
 use crate::net::{Fwd, Net};
 use crate::pkt::{self, Ip};
 use crate::segment::{Cut, FragCut, TcpCut, SLOT};
+use crate::sock::{WireSock, MAX_BATCH, MAX_GSO_SEGMENTS, MAX_UDP_PAYLOAD};
 use crate::stats::{add, inc};
 use crate::sys;
 use crate::tap::raw;
-use crate::udp::{UdpSock, MAX_GSO_SEGMENTS, MAX_UDP_PAYLOAD};
 
 /// Largest frame the TAP hands over: a 64 KiB GSO frame plus Ethernet, plus the virtio header.
 const READ_BUF: usize = virtio::HDR_LEN + 65536 + 64;
@@ -30,7 +30,7 @@ const READ_BUF: usize = virtio::HDR_LEN + 65536 + 64;
 pub(crate) struct TxWorker {
     net: Arc<Net>,
     queue: usize,
-    sock: Arc<UdpSock>,
+    sock: Arc<WireSock>,
     buf: Vec<u8>,
     scratch: Scratch,
 }
@@ -46,7 +46,7 @@ struct Scratch {
 }
 
 impl TxWorker {
-    pub(crate) fn new(net: Arc<Net>, queue: usize, sock: Arc<UdpSock>) -> TxWorker {
+    pub(crate) fn new(net: Arc<Net>, queue: usize, sock: Arc<WireSock>) -> TxWorker {
         TxWorker {
             net,
             queue,
@@ -102,7 +102,7 @@ impl TxWorker {
 /// What handling one frame needs, besides the frame and scratch buffers.
 struct Ctx<'a> {
     net: &'a Net,
-    sock: &'a UdpSock,
+    sock: &'a WireSock,
     /// This queue's TAP fd, for replies.
     fd: RawFd,
 }
@@ -235,10 +235,12 @@ impl Ctx<'_> {
         let prefix = self.prefix();
         let hlen = prefix.len() + cut.header_len();
         let dgram = hlen + cut.unit();
+        // With UDP GSO, one `sendmsg` of equal-sized datagrams; without (the raw GRE socket),
+        // one `sendmmsg` of as many.
         let per_send = if self.sock.gso {
             (MAX_UDP_PAYLOAD / dgram).clamp(1, MAX_GSO_SEGMENTS)
         } else {
-            1
+            MAX_BATCH
         };
         let total = cut.count();
         let mut k = 0;
@@ -258,14 +260,33 @@ impl Ctx<'_> {
                 iov[2 * i + 1] = IoSlice::new(&frame[a..b]);
                 bytes += (hlen + b - a) as u64;
             }
-            let seg = if n > 1 { dgram as u16 } else { 0 };
-            for d in dsts {
-                match self.sock.send(d, &iov[..2 * n], seg) {
-                    Ok(_) => {
-                        add(&c.packets, n as u64);
-                        add(&c.bytes, bytes);
+            if self.sock.gso || n == 1 {
+                let seg = if n > 1 { dgram as u16 } else { 0 };
+                for d in dsts {
+                    match self.sock.send(d, &iov[..2 * n], seg) {
+                        Ok(_) => {
+                            add(&c.packets, n as u64);
+                            add(&c.bytes, bytes);
+                        }
+                        Err(e) => self.send_error(d, e),
                     }
-                    Err(e) => self.send_error(d, e),
+                }
+            } else {
+                let mut msgs = [[IoSlice::new(&[]), IoSlice::new(&[])]; MAX_BATCH];
+                for (i, m) in msgs.iter_mut().enumerate().take(n) {
+                    *m = [iov[2 * i], iov[2 * i + 1]];
+                }
+                for d in dsts {
+                    match self.sock.send_many(d, &msgs[..n]) {
+                        Ok(sent) => {
+                            add(&c.packets, sent as u64);
+                            add(&c.bytes, bytes * sent as u64 / n as u64);
+                            if sent < n {
+                                add(&c.drop_send_error, (n - sent) as u64);
+                            }
+                        }
+                        Err(e) => self.send_error(d, e),
+                    }
                 }
             }
             k += n;
@@ -274,13 +295,13 @@ impl Ctx<'_> {
 
     fn send_error(&self, dst: &SockAddr, e: io::Error) {
         inc(&self.net.counters.tx.drop_send_error);
-        tracing::debug!(net = %self.net.label(), dst = ?dst.as_socket(), error = %e, "vxlan send failed");
+        tracing::debug!(net = %self.net.label(), dst = ?dst.as_socket(), error = %e, "send failed");
     }
 
-    /// The encapsulation prefix of every datagram of a plain network (encrypted ones seal
-    /// instead of prefixing: `secure`).
+    /// The encapsulation prefix (VXLAN or GRE header) of every datagram of a plain network
+    /// (encrypted ones seal instead of prefixing: `secure`).
     fn prefix(&self) -> &[u8] {
-        &self.net.vxlan_hdr
+        &self.net.prefix
     }
 
     /// A non-GSO packet larger than the MTU.

@@ -372,3 +372,26 @@ async fn a_restarted_engine_reestablishes_the_session() {
     assert!(received >= 18, "{text}\n{}", stats_json(&lab, 1));
     assert!(ping(&lab.hosts[1].ctr, &["-6", &v6(1).to_string()]));
 }
+
+/// Hosts on different secure ports: each is told the other's (what the host records carry), and
+/// the sessions come up and carry traffic both ways.
+#[tokio::test]
+async fn peers_on_their_own_secure_ports() {
+    const PORT2: u16 = SECURE_PORT + 7;
+    let lab = Lab::tuned([Uplink::Encrypted, Uplink::Encrypted], SECURE_MTU, |cfg| {
+        if cfg.underlay == underlay(2) {
+            cfg.secure_port = PORT2;
+        }
+    })
+    .await;
+    for (i, peer, port) in [(1u8, 2u8, PORT2), (2, 1, SECURE_PORT)] {
+        let mut cfg = secure_config(i);
+        if let Encap::Encrypted(s) = &mut cfg.encap {
+            s.ports.insert(underlay(peer), port);
+        }
+        lab.engine(usize::from(i - 1)).set_network(cfg).unwrap();
+    }
+    assert_eq!(lab.engine(1).secure_addr().map(|a| a.port()), Some(PORT2));
+    ping_matrix(&lab);
+    assert!(established(&lab), "{}", stats_json(&lab, 0));
+}

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod cmd;
 pub mod etcd;
 pub mod netns;
+pub mod ovs;
 pub mod process;
 pub mod progress;
 pub mod state;

@@ -16,6 +16,9 @@ pub const DEFAULT_UNDERLAY_MTU: u32 = 1500;
 /// + AEAD tag (16) + inner Ethernet (14); see docs/wire-format.md.
 pub const ENCRYPTED_OVERHEAD_V4: u32 = 74;
 
+/// Overhead of Ethernet over GRE on IPv4: outer IPv4 (20) + GRE with key (8) + inner Ethernet (14).
+pub const GRE_OVERHEAD_V4: u32 = 42;
+
 /// Host capability: the kernel's VXLAN device can carry plain networks.
 pub const CAP_KERNEL_VXLAN: &str = "kernel-vxlan";
 /// Host capability: weft's userspace engine (over TAP) can carry networks.
@@ -24,14 +27,56 @@ pub const CAP_USERSPACE_VXLAN: &str = "userspace-vxlan";
 /// Host capability: the userspace engine can seal frames of encrypted networks.
 pub const CAP_ENCRYPT: &str = "encrypt";
 
-/// Where every container finds its host's cluster resolver: a loopback address inside the
-/// container's own network namespace, on which the agent opens port-53 sockets (so the resolver
-/// knows the asker by the socket, and the underlay cannot reach it). Not 127.0.0.11, which
-/// Docker's embedded resolver DNATs inside its containers.
+/// Where every container finds its host's cluster resolver (port 53; what plugins return as the
+/// container's nameserver): a loopback address inside the container's own network namespace, where
+/// the agent opens its sockets (on a free port, with port 53 redirected to it), so the resolver
+/// knows the asker by the socket and the underlay cannot reach it. Not 127.0.0.11, which Docker's
+/// embedded resolver DNATs inside its containers.
 pub const RESOLVER_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 53);
 
 /// The cluster DNS domain unless an agent is told otherwise: `NAME.NETWORK.weft.internal`.
 pub const DEFAULT_DNS_DOMAIN: &str = "weft.internal";
+
+/// Host capability: the userspace engine can carry GRE networks (on a raw IP socket).
+pub const CAP_GRE: &str = "gre";
+
+/// How a plain network's frames travel between hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encap {
+    /// VXLAN (RFC 7348) over UDP: the kernel's or the engine's.
+    #[default]
+    Vxlan,
+    /// Ethernet over GRE (RFC 2784/2890, key = VNI), as Linux gretap and Open vSwitch send it;
+    /// carried by the userspace engine on every host.
+    Gre,
+}
+
+impl Encap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encap::Vxlan => "vxlan",
+            Encap::Gre => "gre",
+        }
+    }
+}
+
+impl std::fmt::Display for Encap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Encap {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "vxlan" => Ok(Encap::Vxlan),
+            "gre" => Ok(Encap::Gre),
+            _ => Err(format!("invalid encapsulation {s:?}: use vxlan or gre")),
+        }
+    }
+}
 
 /// Which datapath a network asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -78,6 +123,9 @@ pub struct Network {
     pub psk_fingerprint: Option<String>,
     #[serde(default)]
     pub datapath: DatapathChoice,
+    /// How plain frames travel between hosts (records written before GRE read as VXLAN).
+    #[serde(default)]
+    pub encap: Encap,
     /// Containers reach addresses beyond the overlay through their host, masqueraded (Docker's
     /// gateway bridge). On unless the network was created with `--no-egress`; records written
     /// before egress existed read as on.
@@ -98,6 +146,10 @@ pub struct Host {
     pub name: String,
     pub underlay: IpAddr,
     pub vxlan_port: u16,
+    /// UDP port of this host's encrypted transport; `None` (records of older agents): the
+    /// default, 51820.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
     /// Datapaths this host can run, e.g. `kernel-vxlan`.
@@ -274,6 +326,7 @@ mod tests {
             encrypted: false,
             psk_fingerprint: None,
             datapath: DatapathChoice::Auto,
+            encap: Encap::Vxlan,
             egress: true,
             labels: BTreeMap::new(),
         }
@@ -288,6 +341,22 @@ mod tests {
         let mut off = net();
         off.egress = false;
         assert!(!Network::decode("k", &off.encode()).unwrap().egress);
+    }
+
+    #[test]
+    fn records_without_encap_read_as_vxlan() {
+        let mut v: serde_json::Value = serde_json::from_slice(&net().encode()).unwrap();
+        v.as_object_mut().unwrap().remove("encap");
+        let old = Network::decode("k", &serde_json::to_vec(&v).unwrap()).unwrap();
+        assert_eq!(old.encap, Encap::Vxlan);
+        let mut gre = net();
+        gre.encap = Encap::Gre;
+        let bytes = gre.encode();
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""encap":"gre""#));
+        assert_eq!(Network::decode("k", &bytes).unwrap(), gre);
+        assert_eq!("gre".parse::<Encap>(), Ok(Encap::Gre));
+        let e = "geneve".parse::<Encap>().unwrap_err();
+        assert!(e.contains("use vxlan or gre"), "{e}");
     }
 
     #[test]

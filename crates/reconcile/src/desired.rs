@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use weft_model::{EndpointKind, Mac};
+use weft_model::{Encap, EndpointKind, Mac};
 
 use crate::{names, ClusterState, Path};
 
@@ -29,6 +29,8 @@ pub struct NetDesired {
     /// Fingerprint of the encrypted network's pre-shared key (the key itself is a file on each
     /// host); `None`: no PSK.
     pub psk_fingerprint: Option<String>,
+    /// How plain frames travel (VXLAN or GRE); GRE networks always take the userspace path.
+    pub encap: Encap,
     pub vni: u32,
     pub mtu: u32,
     pub bridge: String,
@@ -42,6 +44,9 @@ pub struct NetDesired {
     /// The static public key (base64) of each peer host, by underlay address: encrypted networks
     /// admit exactly these.
     pub peer_keys: BTreeMap<IpAddr, String>,
+    /// The encrypted transport's port of each peer host that advertises one, by underlay
+    /// address (others use the default).
+    pub peer_ports: BTreeMap<IpAddr, u16>,
     /// The bridge's own layer 3: its MAC, its addresses and the routes to the subnets.
     pub bridge_l3: BridgeL3,
 }
@@ -83,6 +88,7 @@ pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired
             path,
             encrypted: net.encrypted,
             psk_fingerprint: net.psk_fingerprint.clone(),
+            encap: net.encap,
             network: name.clone(),
             vni: net.vni,
             mtu: net.mtu,
@@ -114,6 +120,9 @@ pub fn desired(local: &str, state: &ClusterState) -> BTreeMap<String, NetDesired
             d.flood.insert(host.underlay);
             if let Some(k) = &host.public_key {
                 d.peer_keys.insert(host.underlay, k.clone());
+            }
+            if let Some(p) = host.secure_port {
+                d.peer_ports.insert(host.underlay, p);
             }
             d.neigh.insert(NeighEntry {
                 ip: IpAddr::V4(ep.ipv4.addr()),
@@ -171,6 +180,7 @@ pub(crate) mod tests {
             name: id.into(),
             underlay: ip.parse().unwrap(),
             vxlan_port: 4789,
+            secure_port: None,
             public_key: None,
             capabilities: vec![
                 weft_model::CAP_KERNEL_VXLAN.into(),
@@ -196,6 +206,7 @@ pub(crate) mod tests {
             encrypted: false,
             psk_fingerprint: None,
             datapath: Default::default(),
+            encap: Default::default(),
             egress: true,
             labels: Default::default(),
         }
@@ -285,6 +296,7 @@ pub(crate) mod tests {
         let mut s = cluster();
         let mut h2 = host("h2", "192.0.2.2");
         h2.public_key = Some("k2".into());
+        h2.secure_port = Some(51999);
         s.apply(&keys::host("h2"), Some(&h2.encode())).unwrap();
         let mut me = host("h1", "192.0.2.1");
         me.capabilities.push(weft_model::CAP_ENCRYPT.into());
@@ -304,6 +316,13 @@ pub(crate) mod tests {
             .map(|(a, k)| (a.to_string(), k.clone()))
             .collect();
         assert_eq!(keys, vec![("192.0.2.2".to_string(), "k2".to_string())]);
+        // h2 names its secure port; h3's record (an older agent's) names none: the default.
+        let ports: Vec<(String, u16)> = d
+            .peer_ports
+            .iter()
+            .map(|(a, p)| (a.to_string(), *p))
+            .collect();
+        assert_eq!(ports, vec![("192.0.2.2".to_string(), 51999)]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 use weft_model::{
-    DatapathChoice, Host, Network, CAP_ENCRYPT, CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN,
+    DatapathChoice, Encap, Host, Network, CAP_ENCRYPT, CAP_GRE, CAP_KERNEL_VXLAN,
+    CAP_USERSPACE_VXLAN,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
@@ -29,6 +30,24 @@ pub fn choose(host: &Host, net: &Network) -> Result<Path, String> {
         if !host.capabilities.iter().any(|c| c == CAP_ENCRYPT) {
             return Err(format!(
                 "network {} is encrypted, and host {} cannot seal its frames (its datapaths: {})",
+                net.name,
+                host.id,
+                host.capabilities.join(", ")
+            ));
+        }
+        return Ok(Path::Userspace);
+    }
+    if net.encap == Encap::Gre {
+        // No kernel GRE here: the engine carries GRE on every host, whatever its datapath.
+        if net.datapath == DatapathChoice::Kernel {
+            return Err(format!(
+                "network {} is GRE, which only the userspace datapath carries",
+                net.name
+            ));
+        }
+        if !host.capabilities.iter().any(|c| c == CAP_GRE) {
+            return Err(format!(
+                "network {} is GRE, and host {} cannot carry it (its datapaths: {})",
                 net.name,
                 host.id,
                 host.capabilities.join(", ")
@@ -111,5 +130,22 @@ mod tests {
             choose(&caps(&[CAP_KERNEL_VXLAN, CAP_ENCRYPT]), &n),
             Ok(Path::Userspace)
         );
+    }
+
+    #[test]
+    fn gre_goes_to_the_engine_on_every_host() {
+        let mut n = network("g", 10, "10.0.0.0/24");
+        n.encap = Encap::Gre;
+        for c in [
+            &[CAP_KERNEL_VXLAN, CAP_ENCRYPT, CAP_GRE][..],
+            &[CAP_USERSPACE_VXLAN, CAP_ENCRYPT, CAP_GRE],
+        ] {
+            assert_eq!(choose(&caps(c), &n), Ok(Path::Userspace), "{c:?}");
+        }
+        let e = choose(&caps(&[CAP_KERNEL_VXLAN, CAP_USERSPACE_VXLAN]), &n).unwrap_err();
+        assert!(e.contains("cannot carry it"), "{e}");
+        n.datapath = DatapathChoice::Kernel;
+        let e = choose(&caps(&[CAP_KERNEL_VXLAN, CAP_GRE]), &n).unwrap_err();
+        assert!(e.contains("only the userspace datapath"), "{e}");
     }
 }

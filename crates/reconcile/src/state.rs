@@ -75,6 +75,7 @@ mod tests {
             name: "h1".into(),
             underlay: "192.0.2.1".parse().unwrap(),
             vxlan_port: 4789,
+            secure_port: None,
             public_key: None,
             capabilities: vec![],
             agent_version: "t".into(),

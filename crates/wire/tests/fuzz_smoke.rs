@@ -141,4 +141,8 @@ fn model_overheads_match_the_framing() {
         weft_model::ENCRYPTED_OVERHEAD_V4 as usize,
         weft_wire::secure::OVERHEAD_V4
     );
+    assert_eq!(
+        weft_model::GRE_OVERHEAD_V4 as usize,
+        weft_wire::gre::OVERHEAD_V4
+    );
 }

@@ -15,9 +15,15 @@ pub enum NetworkCmd {
         /// VXLAN network identifier (default: the first free one from 4096).
         #[arg(long)]
         vni: Option<u32>,
-        /// MTU of the overlay (default 1450: a 1500-byte underlay less VXLAN's 50).
+        /// MTU of the overlay (default: a 1500-byte underlay less the encapsulation's overhead:
+        /// 1450 for VXLAN, 1458 for GRE, 1426 encrypted).
         #[arg(long)]
         mtu: Option<u32>,
+        /// Encapsulation of a plain network: vxlan (UDP 4789, the kernel's or the engine's) or gre
+        /// (Ethernet over GRE with key = VNI, as Linux gretap and Open vSwitch send it; carried by
+        /// the userspace engine on every host).
+        #[arg(long, default_value = "vxlan")]
+        encap: weft_model::Encap,
         /// Datapath: auto (the kernel's VXLAN where the host has it, else weft's userspace engine), kernel or userspace.
         #[arg(long, default_value = "auto")]
         datapath: weft_model::DatapathChoice,
@@ -63,6 +69,7 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
             subnets,
             vni,
             mtu,
+            encap,
             datapath,
             encrypt,
             psk_file,
@@ -83,6 +90,7 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
                 mtu,
                 datapath,
                 encrypted: encrypt,
+                encap,
                 psk_fingerprint: psk.as_ref().map(|p| p.fingerprint()),
                 no_egress,
                 ..Default::default()
@@ -101,8 +109,12 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
                 let v6 = n.subnet6.map(|s| format!(" {s}")).unwrap_or_default();
                 let egress = if n.egress { "" } else { ", no egress" };
                 println!(
-                    "created network {} (vni {}, {}{v6}, mtu {}{egress})",
-                    n.name, n.vni, n.subnet4, n.mtu
+                    "created network {} (vni {}, {}{v6}, mtu {}, {}{egress})",
+                    n.name,
+                    n.vni,
+                    n.subnet4,
+                    n.mtu,
+                    transport(&n)
                 );
             }
         }
@@ -133,6 +145,15 @@ pub async fn run(store_url: &str, cmd: NetworkCmd) -> Result<i32> {
     Ok(0)
 }
 
+/// How a network's frames cross between hosts, for tables: `vxlan`, `gre` or `encrypted`.
+pub fn transport(n: &weft_model::Network) -> &'static str {
+    if n.encrypted {
+        "encrypted"
+    } else {
+        n.encap.as_str()
+    }
+}
+
 /// The networks table, shared by `network ls` and `status`.
 pub fn print_networks(networks: &[weft_control::hosts::NetworkStatus]) {
     let rows: Vec<Vec<String>> = networks
@@ -147,6 +168,7 @@ pub fn print_networks(networks: &[weft_control::hosts::NetworkStatus]) {
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "-".into()),
                 n.network.mtu.to_string(),
+                transport(&n.network).to_string(),
                 if n.network.egress { "yes" } else { "no" }.to_string(),
                 n.endpoints.to_string(),
                 n.hosts.join(","),
@@ -160,6 +182,7 @@ pub fn print_networks(networks: &[weft_control::hosts::NetworkStatus]) {
             "IPV4",
             "IPV6",
             "MTU",
+            "ENCAP",
             "EGRESS",
             "ENDPOINTS",
             "HOSTS",

@@ -16,8 +16,8 @@ use super::{Ctx, Scratch};
 use crate::pkt::{self, Ip};
 use crate::secure::SecureNet;
 use crate::segment::Cut;
+use crate::sock::{MAX_GSO_SEGMENTS, MAX_UDP_PAYLOAD};
 use crate::stats::{add, inc};
-use crate::udp::{MAX_GSO_SEGMENTS, MAX_UDP_PAYLOAD};
 
 /// A frame sent as it is: one piece, no headers rewritten.
 pub(super) struct Whole(pub usize);

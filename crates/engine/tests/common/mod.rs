@@ -80,7 +80,12 @@ pub enum Uplink {
     Engine,
     /// The engine, the network encrypted.
     Encrypted,
+    /// The engine, the network carried as Ethernet over GRE.
+    Gre,
 }
+
+/// GRE's overlay MTU on a 1500-byte IPv4 underlay: 1500 − (20 + 8 + 14).
+pub const GRE_MTU: u32 = 1458;
 
 /// Host `i`'s static key pair (fixed, so each side can name the other's public key).
 pub fn keys(i: u8) -> KeyPair {
@@ -101,6 +106,7 @@ pub fn secure_config(i: u8) -> NetConfig {
         encap: Encap::Encrypted(Secure {
             psk: psk(),
             peers: vec![(underlay(j), *keys(j).public())],
+            ports: Default::default(),
         }),
         ..net_config(i)
     }
@@ -232,12 +238,16 @@ async fn build_host(h: &mut Host, up: Uplink, ctr_mtu: u32, tune: fn(&mut Engine
                 nl.neigh_set(vx.index, *ip, MacAddr(*m)).await.unwrap();
             }
         }
-        Uplink::Engine | Uplink::Encrypted => {
+        Uplink::Engine | Uplink::Encrypted | Uplink::Gre => {
             let engine = start_engine(&h.ns, i, tune);
-            let cfg = if up == Uplink::Encrypted {
-                secure_config(i)
-            } else {
-                net_config(i)
+            let cfg = match up {
+                Uplink::Encrypted => secure_config(i),
+                Uplink::Gre => NetConfig {
+                    mtu: GRE_MTU,
+                    encap: Encap::Gre,
+                    ..net_config(i)
+                },
+                _ => net_config(i),
             };
             engine.set_network(cfg).unwrap();
             let tap = format!("wtp{VNI}");

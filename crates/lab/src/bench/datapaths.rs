@@ -16,6 +16,8 @@ pub const ENCRYPTED: &str = "encrypted";
 pub const BORINGTUN: &str = "boringtun";
 pub const WIREGUARD_GO: &str = "wireguard-go";
 pub const OVS: &str = "ovs";
+pub const ENGINE_GRE: &str = "engine-gre";
+pub const OVS_GRE: &str = "ovs-gre";
 
 pub fn label(key: &str) -> &'static str {
     match key {
@@ -26,6 +28,8 @@ pub fn label(key: &str) -> &'static str {
         BORINGTUN => "boringtun",
         WIREGUARD_GO => "wireguard-go",
         OVS => "Open vSwitch userspace VXLAN",
+        ENGINE_GRE => "weft engine, GRE",
+        OVS_GRE => "Open vSwitch userspace GRE",
         _ => "?",
     }
 }
@@ -189,7 +193,7 @@ pub struct Ratio {
 }
 
 /// The ratios the issue sets targets for, then context.
-pub const RATIOS: [(&str, &str, Metric, Target); 14] = [
+pub const RATIOS: [(&str, &str, Metric, Target); 18] = [
     (ENCRYPTED, BORINGTUN, Metric::Tcp1, Target::AtLeast(3.0)),
     (ENCRYPTED, BORINGTUN, Metric::TcpN, Target::AtLeast(3.0)),
     (ENCRYPTED, WIREGUARD_GO, Metric::Tcp1, Target::AtLeast(3.0)),
@@ -204,6 +208,10 @@ pub const RATIOS: [(&str, &str, Metric, Target); 14] = [
     (ENCRYPTED, KERNEL, Metric::PingAddedP50, Target::None),
     (ENCRYPTED, ENGINE, Metric::Tcp1, Target::None),
     (KERNEL, UNDERLAY, Metric::Tcp1, Target::None),
+    (ENGINE_GRE, OVS_GRE, Metric::Tcp1, Target::None),
+    (ENGINE_GRE, OVS_GRE, Metric::TcpN, Target::None),
+    (ENGINE_GRE, ENGINE, Metric::Tcp1, Target::None),
+    (ENGINE_GRE, KERNEL, Metric::PingP50, Target::None),
 ];
 
 fn figure(paths: &[PathResult], key: &str, metric: Metric) -> Option<f64> {

@@ -8,7 +8,6 @@ pub mod dns;
 pub mod handwired;
 pub mod icmp;
 pub mod iperf;
-pub mod ovs;
 pub mod ping;
 pub mod report;
 pub mod sh;

@@ -7,7 +7,9 @@
 //!   as "not available", never faked);
 //! - the anchors, built by the benchmark in namespaces of its own on the second lab's underlay:
 //!   boringtun and wireguard-go (configured with `wg`), and Open vSwitch's userspace datapath with a
-//!   VXLAN port.
+//!   VXLAN port;
+//! - weft's engine carrying a GRE network (`--encap gre`), against Open vSwitch's userspace datapath
+//!   with a GRE port (context rows: the issue sets no GRE target).
 //!
 //! Missing programs are installed first (apt-get, and `cargo install` of boringtun into a cache
 //! directory), unless `--no-install`. The paths are measured interleaved, in rounds whose order
@@ -23,9 +25,10 @@ use serde::Deserialize;
 
 use crate::bench::datapaths::{self as dp, PathResult, Report, Settings};
 use crate::bench::wireguard::{self, Kind};
-use crate::bench::{deps, iperf, ovs, ping};
+use crate::bench::{deps, iperf, ping};
 use crate::cmd::run as run_cmd;
 use crate::cmd::up::{self, StoreChoice, UpOptions};
+use crate::ovs::{self, Tunnel};
 use crate::progress::Progress;
 use crate::state::LabState;
 use crate::teardown;
@@ -34,9 +37,11 @@ use crate::weft;
 
 pub const PLAIN_NET: &str = "plain";
 pub const ENCRYPTED_NET: &str = "sealed";
+pub const GRE_NET: &str = "gre";
 pub const KERNEL_SUBNET: &str = "10.211.0.0/24";
 pub const ENGINE_SUBNET: &str = "10.212.0.0/24";
 pub const ENCRYPTED_SUBNET: &str = "10.213.0.0/24";
+pub const GRE_SUBNET: &str = "10.214.0.0/24";
 /// How long a freshly attached pair may take to carry its first ping.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest prefix: lab prefixes `Pk`/`Pu`, interface names `Pu-bt1` within 15 bytes.
@@ -254,6 +259,8 @@ async fn measure(
         dp::BORINGTUN,
         dp::WIREGUARD_GO,
         dp::OVS,
+        dp::ENGINE_GRE,
+        dp::OVS_GRE,
     ]
     .into_iter()
     .map(PathResult::new)
@@ -301,6 +308,20 @@ async fn measure(
     let u_peers = peer_paths(&labs.engine, &u, PLAIN_NET).await;
     beds.push(container_bed(dp::ENGINE, &labs.engine, &ua, &ub));
     set(&mut results, dp::ENGINE, |r| {
+        r.version = Some(weft_version.clone());
+    });
+
+    // (b') The engine carrying GRE.
+    p.step(format!(
+        "GRE network {GRE_NET} ({GRE_SUBNET}, --encap gre) on {}",
+        labs.engine.prefix
+    ));
+    let g_note = create_network(&labs.engine, &u, GRE_NET, GRE_SUBNET, &["--encap", "gre"]).await?;
+    let (ga, gb) = attach_pair(&labs.engine, GRE_NET, GRE_SUBNET, ("ga", "gb"), p).await?;
+    require_ready(&labs.engine, &ga, gb.1, "weft's engine (GRE)").await?;
+    let g_peers = peer_paths(&labs.engine, &u, GRE_NET).await;
+    beds.push(container_bed(dp::ENGINE_GRE, &labs.engine, &ga, &gb));
+    set(&mut results, dp::ENGINE_GRE, |r| {
         r.version = Some(weft_version.clone());
     });
 
@@ -366,35 +387,37 @@ async fn measure(
             addr: IpAddr::V4(sides[1].addr),
         });
     }
-    let sides = ovs::plan(&labs.engine);
-    p.step(format!(
-        "Open vSwitch userspace (netdev) VXLAN: {} ({}) ↔ {} ({}), containers {} ↔ {}",
-        sides[0].ns,
-        sides[0].underlay,
-        sides[1].ns,
-        sides[1].underlay,
-        sides[0].addr,
-        sides[1].addr
-    ));
-    ovs::build(&labs.engine, &sides).await?;
-    let v = match deps::find("ovs-vswitchd") {
-        Some(b) => deps::version(&b, &["--version"]).await,
-        None => None,
-    };
-    set(&mut results, dp::OVS, |r| {
-        r.version = v;
-        r.detail = vec![format!(
-            "container to container, br-int + VXLAN port (VNI {}), underlay on br-phy, MTU {}",
-            ovs::VNI,
-            ovs::MTU
-        )];
-    });
-    beds.push(Bed {
-        key: dp::OVS,
-        client_ns: sides[0].container_ns.clone(),
-        server_ns: sides[1].container_ns.clone(),
-        addr: IpAddr::V4(sides[1].addr),
-    });
+    for (key, sides) in ovs_pairs(&labs.engine) {
+        let t = sides[0].tunnel.as_str();
+        p.step(format!(
+            "Open vSwitch userspace (netdev) {t}: {} ({}) ↔ {} ({}), containers {} ↔ {}",
+            sides[0].ns,
+            sides[0].underlay,
+            sides[1].ns,
+            sides[1].underlay,
+            sides[0].addr,
+            sides[1].addr
+        ));
+        ovs::build(&labs.engine, &sides).await?;
+        let v = match deps::find("ovs-vswitchd") {
+            Some(b) => deps::version(&b, &["--version"]).await,
+            None => None,
+        };
+        set(&mut results, key, |r| {
+            r.version = v;
+            r.detail = vec![format!(
+                "container to container, br-int + {t} port (key {}), underlay on br-phy, MTU {}",
+                ovs::VNI,
+                sides[0].tunnel.mtu()
+            )];
+        });
+        beds.push(Bed {
+            key,
+            client_ns: sides[0].container_ns.clone(),
+            server_ns: sides[1].container_ns.clone(),
+            addr: IpAddr::V4(sides[1].addr),
+        });
+    }
     let setup_s = p.elapsed_s();
 
     // Measuring, interleaved.
@@ -476,6 +499,7 @@ async fn measure(
     for (key, lab, st, net, note, before) in [
         (dp::KERNEL, &labs.kernel, &k, PLAIN_NET, k_note, k_peers),
         (dp::ENGINE, &labs.engine, &u, PLAIN_NET, u_note, u_peers),
+        (dp::ENGINE_GRE, &labs.engine, &u, GRE_NET, g_note, g_peers),
         (
             dp::ENCRYPTED,
             &labs.engine,
@@ -497,6 +521,14 @@ async fn measure(
         }
     }
     Ok((results, setup_s, measure_s))
+}
+
+/// The Open vSwitch anchors: a VXLAN pair (nodes 1, 2) and a GRE pair (nodes 3, 4).
+fn ovs_pairs(lab: &Lab) -> [(&'static str, [ovs::Side; 2]); 2] {
+    [
+        (dp::OVS, ovs::pair(lab, Tunnel::Vxlan, 1)),
+        (dp::OVS_GRE, ovs::pair(lab, Tunnel::Gre, 3)),
+    ]
 }
 
 fn set(results: &mut [PathResult], key: &str, f: impl FnOnce(&mut PathResult)) {
@@ -545,7 +577,11 @@ pub fn network_note(json: &str) -> Result<String> {
         n.name,
         n.vni,
         n.mtu,
-        if n.encrypted { ", encrypted" } else { "" }
+        match (n.encrypted, n.encap) {
+            (true, _) => ", encrypted",
+            (false, weft_model::Encap::Gre) => ", GRE",
+            (false, weft_model::Encap::Vxlan) => "",
+        }
     ))
 }
 
@@ -724,7 +760,9 @@ mod tests {
         for s in wg_sides(&lab).iter().flatten() {
             underlay.push(s.underlay);
         }
-        underlay.extend(ovs::plan(&lab).iter().map(|s| s.underlay));
+        for (_, sides) in ovs_pairs(&lab) {
+            underlay.extend(sides.iter().map(|s| s.underlay));
+        }
         let n = underlay.len();
         underlay.sort();
         underlay.dedup();
@@ -733,6 +771,7 @@ mod tests {
             KERNEL_SUBNET,
             ENGINE_SUBNET,
             ENCRYPTED_SUBNET,
+            GRE_SUBNET,
             "10.96.0.0/16",
         ]
         .iter()

@@ -1,6 +1,8 @@
-//! The underlay UDP sockets: bound once per worker on underlay:port (SO_REUSEPORT), sending with
-//! UDP generic segmentation (many equal-sized datagrams per `sendmsg`) and receiving batches
-//! with `recvmmsg` and UDP GRO.
+//! The underlay sockets. UDP (VXLAN, the encrypted transport): bound once per worker on
+//! underlay:port (SO_REUSEPORT), sending with UDP generic segmentation (many equal-sized
+//! datagrams per `sendmsg`) and receiving batches with `recvmmsg` and UDP GRO. GRE: one raw IP
+//! socket (protocol 47) on the underlay address, since this kernel may have no gre module; the
+//! kernel writes the outer IP header, and `recvmmsg` hands over IPv4 packets with theirs.
 
 use std::io::{self, IoSlice};
 use std::mem::{size_of, zeroed};
@@ -16,22 +18,45 @@ pub(crate) const MAX_UDP_PAYLOAD: usize = 65507;
 /// Segments per UDP GSO send (the kernel's limit, UDP_MAX_SEGMENTS, is 64 on older kernels).
 pub(crate) const MAX_GSO_SEGMENTS: usize = 64;
 
+/// IP protocol number of GRE.
+pub(crate) const IPPROTO_GRE: i32 = 47;
+
 #[derive(Debug)]
-pub(crate) struct UdpSock {
+pub(crate) struct WireSock {
     sock: Socket,
     /// Whether UDP GSO may be used for sending.
     pub gso: bool,
 }
 
-impl UdpSock {
+impl WireSock {
     /// Binds `addr`. `reuse_port` lets the workers' sockets share it; `offload` turns on UDP
     /// GRO for receiving (and allows GSO for sending).
-    pub(crate) fn bind(addr: SocketAddr, reuse_port: bool, offload: bool) -> io::Result<UdpSock> {
+    pub(crate) fn bind(addr: SocketAddr, reuse_port: bool, offload: bool) -> io::Result<WireSock> {
         let sock = Socket::new(
             Domain::for_address(addr),
             Type::DGRAM.cloexec(),
             Some(Protocol::UDP),
         )?;
+        let mut s = WireSock::setup(sock, addr, reuse_port)?;
+        if offload {
+            s.gso = sys::setsockopt_int(s.fd(), libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
+        }
+        Ok(s)
+    }
+
+    /// A raw GRE socket on `underlay` (port ignored). Every raw socket of a protocol gets a copy
+    /// of every packet, so the engine opens one and shares it between sending and receiving.
+    pub(crate) fn bind_gre(underlay: std::net::IpAddr) -> io::Result<WireSock> {
+        let addr = SocketAddr::new(underlay, 0);
+        let sock = Socket::new(
+            Domain::for_address(addr),
+            Type::RAW.cloexec(),
+            Some(Protocol::from(IPPROTO_GRE)),
+        )?;
+        WireSock::setup(sock, addr, false)
+    }
+
+    fn setup(sock: Socket, addr: SocketAddr, reuse_port: bool) -> io::Result<WireSock> {
         let fd = sock.as_raw_fd();
         if addr.is_ipv6() {
             sock.set_only_v6(true)?;
@@ -65,11 +90,7 @@ impl UdpSock {
             }
         }
         sock.bind(&addr.into())?;
-        let mut gso = false;
-        if offload {
-            gso = sys::setsockopt_int(fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
-        }
-        Ok(UdpSock { sock, gso })
+        Ok(WireSock { sock, gso: false })
     }
 
     pub(crate) fn fd(&self) -> RawFd {
@@ -114,6 +135,48 @@ impl UdpSock {
                 }
             }
         }
+    }
+}
+
+/// Messages per [`WireSock::send_many`] call at most.
+pub(crate) const MAX_BATCH: usize = MAX_GSO_SEGMENTS;
+
+impl WireSock {
+    /// Sends each entry of `msgs` (two iovecs: a header and a payload) as its own datagram to
+    /// `dst`, in as few `sendmmsg` calls as the kernel takes: for sockets without UDP GSO (the
+    /// raw GRE socket), one system call per batch instead of one per packet. Returns how many
+    /// were sent; blocks while the send buffer is full.
+    pub(crate) fn send_many(&self, dst: &SockAddr, msgs: &[[IoSlice<'_>; 2]]) -> io::Result<usize> {
+        let n = msgs.len().min(MAX_BATCH);
+        // SAFETY: mmsghdr is plain data; every pointer set below (dst, the iovecs in `msgs`)
+        // outlives the sendmmsg calls.
+        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { zeroed() };
+        for (h, m) in hdrs.iter_mut().zip(&msgs[..n]) {
+            h.msg_hdr.msg_name = dst.as_ptr() as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = dst.len();
+            h.msg_hdr.msg_iov = m.as_ptr() as *mut libc::iovec;
+            h.msg_hdr.msg_iovlen = 2;
+        }
+        let mut done = 0;
+        while done < n {
+            // SAFETY: hdrs[done..n] are initialised above and point at live buffers.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.fd(),
+                    hdrs[done..].as_mut_ptr(),
+                    (n - done) as libc::c_uint,
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            match cvt(r as isize) {
+                Ok(0) => break,
+                Ok(k) => done += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(done)
     }
 }
 
