@@ -46,6 +46,10 @@ pub struct AgentConfig {
     pub stats_file: Option<PathBuf>,
     /// Cluster DNS for the local containers; None: no resolver.
     pub dns: Option<weft_dns::DnsConfig>,
+    /// The Docker network/IPAM plugin's socket; None: no plugin.
+    pub docker_plugin: Option<PathBuf>,
+    /// Docker's API socket, which the plugin reads networks' names from.
+    pub docker_api: PathBuf,
 }
 
 /// Where a host's private key lives unless told otherwise; per host name, so that several agents
@@ -73,6 +77,8 @@ impl Default for AgentConfig {
                 weft_model::DEFAULT_DNS_DOMAIN,
                 Vec::new(),
             )),
+            docker_plugin: Some(PathBuf::from(weft_docker_plugin::DEFAULT_SOCKET)),
+            docker_api: PathBuf::from(weft_docker_plugin::DEFAULT_DOCKER_API),
         }
     }
 }
@@ -113,6 +119,24 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         tracing::info!(path = %path.display(), "engine counters go to the stats file");
         AbortOnDrop(tokio::spawn(stats::write_stats_forever(engine, path)))
     });
+    // Docker's plugin is a side service: the agent runs on without it rather than not at all.
+    let _docker_plugin = match &cfg.docker_plugin {
+        Some(socket) => {
+            let pc = weft_docker_plugin::Config {
+                socket: socket.clone(),
+                docker_api: cfg.docker_api.clone(),
+                host: id.clone(),
+            };
+            match weft_docker_plugin::start(store.clone(), pc).await {
+                Ok(h) => Some(AbortOnDrop(h)),
+                Err(e) => {
+                    tracing::error!("Docker plugin not served: {e:#}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let mut agent = sync::Syncer::new(
         id.clone(),
         store.clone(),

@@ -45,6 +45,11 @@ pub enum Command {
     /// Explain the path between two endpoints (names, netns or addresses): the network they share,
     /// every hop, what each agent reports and what this host holds; `--probe` pings across.
     Trace(cmd::trace::Args),
+    /// Set up a container runtime to use weft's networks.
+    Install {
+        #[command(subcommand)]
+        runtime: cmd::install::InstallCmd,
+    },
     /// Simulated hosts and containers as network namespaces on this machine: demo, test and benchmark bed.
     Lab {
         #[command(subcommand)]

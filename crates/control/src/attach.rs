@@ -259,12 +259,7 @@ pub(crate) async fn allocate_and_record(
     let mut lost: HashSet<IpAddr> = HashSet::new();
     for _ in 0..ALLOC_ATTEMPTS {
         ports::check_free(store, &ep.host, &ep.publish).await?;
-        let (kvs, _) = store.list(&keys::ipam_of(&net.name)).await?;
-        let prefix = keys::ipam_of(&net.name);
-        let mut taken: HashSet<IpAddr> = kvs
-            .iter()
-            .filter_map(|kv| kv.key[prefix.len()..].parse().ok())
-            .collect();
+        let mut taken = crate::addresses::taken(store, &net.name).await?;
         taken.extend(lost.iter().copied());
         let a4 = match want4 {
             Some(a) => {
@@ -354,10 +349,7 @@ pub(crate) async fn allocate_and_record(
 }
 
 async fn owner(store: &dyn Store, net: &Network, addr: IpAddr) -> String {
-    match read::get::<Allocation>(store, &keys::ipam(&net.name, addr)).await {
-        Ok(Some((a, _))) => format!(" (by endpoint {} on host {})", a.endpoint, a.host),
-        _ => String::new(),
-    }
+    crate::addresses::owner(store, &net.name, addr).await
 }
 
 /// Removes an endpoint's record and its allocations in one transaction.
@@ -379,6 +371,36 @@ pub async fn delete_records(store: &dyn Store, ep: &Endpoint) -> Result<()> {
     Ok(())
 }
 
+/// Programs this host's side of the endpoint's network now, from the store as it stands (so that
+/// the container reaches its peers as soon as its interface is up; the agent would get there too),
+/// and creates the endpoint's veth pair with the host end up on the network's bridge. The
+/// container end stays in this namespace, named `peer`, for the caller to hand over: `attach`
+/// moves it itself, Docker's plugin lets Docker move it. The endpoint's record must be written.
+/// Returns the cluster state it programmed from, for the firewall once the container is up.
+pub async fn plug_host_side(
+    store: &dyn Store,
+    nl: &Netlink,
+    host: &weft_model::Host,
+    net: &Network,
+    ep: &Endpoint,
+    peer: &str,
+) -> Result<weft_reconcile::ClusterState> {
+    let (state, _) = crate::state::load(store).await?;
+    let want = weft_reconcile::desired(&ep.host, &state);
+    let d = want
+        .get(&net.name)
+        .ok_or_else(|| anyhow!("endpoint record of {} vanished while plugging it in", ep.id))?;
+    weft_datapath::prepare_attach(d, host.underlay, host.vxlan_port).await?;
+    let bridge = nl
+        .link_by_name(&d.bridge)
+        .await?
+        .ok_or_else(|| anyhow!("bridge {} missing after creating it", d.bridge))?;
+    nl.create_veth(&ep.host_ifname, peer, net.mtu).await?;
+    nl.set_master(&ep.host_ifname, bridge.index).await?;
+    nl.set_up(&ep.host_ifname).await?;
+    Ok(state)
+}
+
 async fn plumb(
     store: &dyn Store,
     nl: &Netlink,
@@ -388,23 +410,8 @@ async fn plumb(
     net: &Network,
     ep: &Endpoint,
 ) -> Result<()> {
-    // Program this host's side of the network now, from the store as it stands, so that the
-    // container can reach its peers as soon as attach returns (the agent would get there too).
-    let (state, _) = crate::state::load(store).await?;
-    let want = weft_reconcile::desired(&ep.host, &state);
-    let d = want
-        .get(&net.name)
-        .ok_or_else(|| anyhow!("endpoint record of {} vanished during attach", ep.id))?;
-    weft_datapath::prepare_attach(d, host.underlay, host.vxlan_port).await?;
-    let bridge = nl
-        .link_by_name(&d.bridge)
-        .await?
-        .ok_or_else(|| anyhow!("bridge {} missing after creating it", d.bridge))?;
-
     let peer = names::veth_peer(&ep.id);
-    nl.create_veth(&ep.host_ifname, &peer, net.mtu).await?;
-    nl.set_master(&ep.host_ifname, bridge.index).await?;
-    nl.set_up(&ep.host_ifname).await?;
+    let state = plug_host_side(store, nl, host, net, ep, &peer).await?;
     nl.move_to_netns(&peer, netns.as_fd()).await?;
     cnl.rename(&peer, &ep.ifname).await?;
     cnl.set_mac(&ep.ifname, weft_netlink::MacAddr(ep.mac.0))

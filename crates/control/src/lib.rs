@@ -2,6 +2,7 @@
 //! store and, for attach/detach, program the local host. Choosing a store backend from a URL happens
 //! here, above the backends, so that the store trait never depends on them.
 
+pub mod addresses;
 pub mod attach;
 pub mod detach;
 pub mod doctor;

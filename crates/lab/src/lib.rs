@@ -4,11 +4,12 @@
 //!
 //! Modules by concern: [`topology`] (names, address plan: pure), [`state`] (the state file),
 //! [`netns`] (namespaces, processes inside them), [`underlay`] (building nodes with `weft-netlink`), [`process`]
-//! (daemons, pid files, finding a lab's processes), [`etcd`], [`weft`] (running weft inside the lab),
+//! (daemons, pid files, finding a lab's processes), [`etcd`], [`docker`] (a dockerd per host), [`weft`] (running weft inside the lab),
 //! [`teardown`], and one file per subcommand under `cmd`.
 
 pub mod bench;
 pub mod cmd;
+pub mod docker;
 pub mod etcd;
 pub mod netns;
 pub mod ovs;
@@ -56,6 +57,11 @@ pub enum LabCommand {
     Demo(cmd::demo::Args),
     /// Stop, crash or start a host's agent (to test restarts and host death).
     Agent(cmd::agent::Args),
+    /// A real Docker engine on a host, using that host's agent as its `weft` network and IPAM driver.
+    Docker(cmd::docker::Args),
+    /// The Docker benchmark: `docker run` on a weft network against Docker's bridge driver, and
+    /// throughput between Docker containers on two hosts against the underlay (one run).
+    BenchDocker(cmd::bench_docker::Args),
     /// Stop, crash or start a member of the lab's etcd cluster.
     Etcd(cmd::etcd::Args),
     /// The benchmark: throughput against baselines, convergence and withdrawal, on each store.
@@ -77,6 +83,8 @@ pub async fn run_code(cmd: LabCommand) -> anyhow::Result<i32> {
         LabCommand::Ls(a) => cmd::ls::run(a).await.map(|_| 0),
         LabCommand::Demo(a) => cmd::demo::run(a).await.map(|_| 0),
         LabCommand::Agent(a) => cmd::agent::run(a).await.map(|_| 0),
+        LabCommand::Docker(a) => cmd::docker::run(a).await,
+        LabCommand::BenchDocker(a) => cmd::bench_docker::run(a).await.map(|_| 0),
         LabCommand::Etcd(a) => cmd::etcd::run(a).await.map(|_| 0),
         LabCommand::Bench(a) => cmd::bench::run(a).await.map(|_| 0),
         LabCommand::BenchDatapaths(a) => cmd::bench_datapaths::run(a).await.map(|_| 0),

@@ -116,7 +116,40 @@ pub fn lab_processes(ns_ids: &BTreeSet<NsId>, state_dir: &Path) -> BTreeSet<i32>
             }
         }
     }
-    out
+    with_descendants(out)
+}
+
+/// The processes and all their live descendants: a Docker engine's containers run in namespaces
+/// of their own, as children of its shims.
+pub fn with_descendants(roots: BTreeSet<i32>) -> BTreeSet<i32> {
+    let me = std::process::id() as i32;
+    let parents: Vec<(i32, i32)> = all_pids()
+        .into_iter()
+        .filter_map(|pid| Some((pid, parent_of(pid)?)))
+        .collect();
+    let mut out = roots;
+    loop {
+        let more: Vec<i32> = parents
+            .iter()
+            .filter(|(pid, ppid)| out.contains(ppid) && !out.contains(pid) && *pid != me)
+            .map(|(pid, _)| *pid)
+            .collect();
+        if more.is_empty() {
+            return out;
+        }
+        out.extend(more);
+    }
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) S ppid …`
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Every live process inside one of the given network namespaces, except this one and init.

@@ -192,6 +192,18 @@ impl Lab {
     pub fn psk_dir(&self, host: &str) -> PathBuf {
         self.dir.join("psk").join(host)
     }
+    /// A host's Docker engine (`weft lab docker`): its data and exec roots, API socket, logs.
+    pub fn docker_dir(&self, host: &str) -> PathBuf {
+        self.dir.join("docker").join(host)
+    }
+    /// The directory that host's Docker sees as /run/docker/plugins: its agent's plugin socket
+    /// lives there (one per host, where a real host has the one path).
+    pub fn docker_plugins_dir(&self, host: &str) -> PathBuf {
+        self.docker_dir(host).join("plugins")
+    }
+    pub fn docker_api_socket(&self, host: &str) -> PathBuf {
+        self.docker_dir(host).join("docker.sock")
+    }
     /// Where a host's agent writes its engine's counters (its `--stats-file`).
     pub fn stats_file(&self, host: &str) -> PathBuf {
         self.dir.join("stats").join(format!("{host}.json"))

@@ -12,6 +12,9 @@ pub const IPAM: &str = "/weft/ipam/";
 pub const PORTS: &str = "/weft/ports/";
 /// Each agent's report of its datapath towards its peers, under its lease (read by `weft status`).
 pub const STATUS: &str = "/weft/status/";
+/// Which weft network each host's Docker network maps to (`docker-networks/<host>/<docker id>`
+/// holds the network's name), under the host's lease: a network Docker made goes with the last.
+pub const DOCKER_NETWORKS: &str = "/weft/docker-networks/";
 /// Bumped by every network create/remove so that concurrent creators cannot both pass the overlap check.
 pub const NETWORKS_GUARD: &str = "/weft/meta/networks-guard";
 
@@ -26,6 +29,9 @@ pub fn status(host: &str) -> String {
 }
 pub fn host(id: &str) -> String {
     format!("{HOSTS}{id}")
+}
+pub fn docker_network(host: &str, docker_id: &str) -> String {
+    format!("{DOCKER_NETWORKS}{host}/{docker_id}")
 }
 pub fn endpoints_of(network: &str) -> String {
     format!("{ENDPOINTS}{network}/")

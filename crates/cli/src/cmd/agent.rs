@@ -48,6 +48,13 @@ pub struct Args {
     /// Serve no DNS to containers (attach then leaves their resolv.conf alone).
     #[arg(long, conflicts_with_all = ["dns_domain", "dns_upstream"])]
     no_dns: bool,
+    /// Socket of Docker's network and IPAM driver `weft` (mode 0600; Docker finds plugins in
+    /// /run/docker/plugins). `none`: serve no Docker plugin.
+    #[arg(long, env = "WEFT_DOCKER_PLUGIN", default_value = weft_docker_plugin::DEFAULT_SOCKET)]
+    docker_plugin: String,
+    /// Docker's API socket: the plugin reads networks' names there (Docker does not send them).
+    #[arg(long, env = "WEFT_DOCKER_API", default_value = weft_docker_plugin::DEFAULT_DOCKER_API)]
+    docker_api: std::path::PathBuf,
 }
 
 pub async fn run(store: &str, a: Args) -> Result<i32> {
@@ -79,6 +86,8 @@ pub async fn run(store: &str, a: Args) -> Result<i32> {
         limits: weft_agent::limits_from_env()?,
         stats_file: a.stats_file,
         dns,
+        docker_plugin: (a.docker_plugin != "none").then(|| a.docker_plugin.into()),
+        docker_api: a.docker_api,
     })
     .await?;
     Ok(0)

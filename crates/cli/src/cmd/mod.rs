@@ -7,6 +7,8 @@ pub mod doctor;
 pub mod endpoints;
 pub mod expose;
 pub mod hide;
+pub mod install;
+pub mod install_docker;
 pub mod network;
 pub mod status;
 pub mod trace;
@@ -29,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Status(a) => status::run(&store, a).await,
         Command::Doctor(a) => doctor::run(&store, a).await,
         Command::Trace(a) => trace::run(&store, a).await,
+        Command::Install { runtime } => install::run(runtime).await,
         Command::Lab { command } => {
             require_root("weft lab")?;
             weft_lab::run_code(command).await

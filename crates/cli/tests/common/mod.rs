@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod sockets;
 
 use std::process::{Command, Output};

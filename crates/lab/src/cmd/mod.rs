@@ -3,7 +3,9 @@
 pub mod agent;
 pub mod bench;
 pub mod bench_datapaths;
+pub mod bench_docker;
 pub mod demo;
+pub mod docker;
 pub mod down;
 pub mod etcd;
 pub mod exec;

@@ -280,6 +280,14 @@ pub fn start_agent(lab: &Lab, exe: &std::path::Path, h: &HostEntry, st: &LabStat
         lab.psk_dir(&h.name).display().to_string(),
         "--stats-file".to_string(),
         lab.stats_file(&h.name).display().to_string(),
+        // Each host's own Docker plugin socket and Docker API (see `weft lab docker`).
+        "--docker-plugin".to_string(),
+        lab.docker_plugins_dir(&h.name)
+            .join("weft.sock")
+            .display()
+            .to_string(),
+        "--docker-api".to_string(),
+        lab.docker_api_socket(&h.name).display().to_string(),
     ]);
     let env = weft::lab_env(store_url, Some(&h.name))?
         .into_iter()
