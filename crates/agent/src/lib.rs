@@ -41,8 +41,11 @@ pub struct AgentConfig {
     pub secure_port: u16,
     /// Session limits of the encrypted transport; None: the engine's defaults.
     pub limits: Option<weft_secure::Limits>,
-    /// Where the engine's counters go (see [`stats`]); None: the default path.
+    /// Where the engine's counters go (see [`stats`]); None: the default path. The resolver's
+    /// counters go next to it, as `NAME.dns.json`.
     pub stats_file: Option<PathBuf>,
+    /// Cluster DNS for the local containers; None: no resolver.
+    pub dns: Option<weft_dns::DnsConfig>,
     /// The Docker network/IPAM plugin's socket; None: no plugin.
     pub docker_plugin: Option<PathBuf>,
     /// Docker's API socket, which the plugin reads networks' names from.
@@ -70,6 +73,10 @@ impl Default for AgentConfig {
             secure_port: weft_engine::SECURE_PORT,
             limits: None,
             stats_file: None,
+            dns: Some(weft_dns::DnsConfig::new(
+                weft_model::DEFAULT_DNS_DOMAIN,
+                Vec::new(),
+            )),
             docker_plugin: Some(PathBuf::from(weft_docker_plugin::DEFAULT_SOCKET)),
             docker_api: PathBuf::from(weft_docker_plugin::DEFAULT_DOCKER_API),
         }
@@ -95,14 +102,20 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         capabilities.clone(),
         keys.public().to_base64(),
     );
+    let record = weft_model::Host {
+        // Attach reads it to write containers' resolv.conf search lists.
+        dns_domain: cfg.dns.as_ref().map(|d| d.domain.clone()),
+        ..record
+    };
     let reg = Registration::register(store.clone(), record, cfg.lease_ttl).await?;
     tracing::info!(host = %id, %underlay, store = %cfg.store_url, lease = reg.lease(), ?capabilities, "registered");
 
+    let stats_path = cfg
+        .stats_file
+        .clone()
+        .unwrap_or_else(|| default_stats_file(&id));
     let _stats_writer = built.engine.clone().map(|engine| {
-        let path = cfg
-            .stats_file
-            .clone()
-            .unwrap_or_else(|| default_stats_file(&id));
+        let path = stats_path.clone();
         tracing::info!(path = %path.display(), "engine counters go to the stats file");
         AbortOnDrop(tokio::spawn(stats::write_stats_forever(engine, path)))
     });
@@ -133,6 +146,13 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     );
     agent.set_resync(cfg.resync_every);
     agent.set_engine(built.engine);
+    if let Some(d) = &cfg.dns {
+        tracing::info!(domain = %d.domain, listen = %d.listen, upstreams = ?d.upstreams, "serving cluster DNS to local containers");
+        agent.set_dns(
+            weft_dns::DnsServer::new(d.clone()),
+            stats::dns_stats_file(&stats_path),
+        );
+    }
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut backoff = Duration::from_millis(200);
     loop {

@@ -36,6 +36,7 @@ impl Registration {
             capabilities,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             started_at_ms: weft_control::now_ms(),
+            dns_domain: None,
         }
     }
 

@@ -25,6 +25,30 @@ pub fn default_stats_file(host: &str) -> PathBuf {
     PathBuf::from(format!("/run/weft/stats/{host}.json"))
 }
 
+/// Where the resolver's counters go: beside the engine's, `NAME.dns.json`.
+pub fn dns_stats_file(stats_file: &Path) -> PathBuf {
+    stats_file.with_extension("dns.json")
+}
+
+/// Writes the resolver's counters (atomically), when they changed since `last`.
+pub(crate) fn write_dns_stats(
+    path: &Path,
+    stats: &weft_dns::DnsStats,
+    last: &mut Option<weft_dns::DnsStats>,
+) {
+    if last.as_ref() == Some(stats) {
+        return;
+    }
+    let res = serde_json::to_vec_pretty(stats)
+        .map_err(std::io::Error::other)
+        .and_then(|json| write_atomically(path, &json));
+    if let Err(e) = res {
+        // Once per change of the counters at most; the next change tries again.
+        tracing::warn!(path = %path.display(), "writing the resolver's stats: {e}");
+    }
+    *last = Some(stats.clone());
+}
+
 /// The handshake text of the peer at `addr` of network `net`, from the engine's peer states.
 pub(crate) fn handshake(peers: &[PeerStats], net: &NetDesired, addr: IpAddr) -> Option<String> {
     let p = peers.iter().find(|p| p.vni == net.vni && p.addr == addr)?;
@@ -71,7 +95,9 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("json.tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
 }

@@ -421,7 +421,7 @@ fn engine_speaks_vxlan(lab: &Lab) {
                 "-i",
                 "ul0",
                 "-a",
-                "duration:4",
+                "duration:15",
                 "-c",
                 "6",
             ])
@@ -435,9 +435,13 @@ fn engine_speaks_vxlan(lab: &Lab) {
             .output()
             .expect("tshark")
     });
-    std::thread::sleep(Duration::from_millis(1500));
-    let o = lab.ping("a2", &lab.ip4("a1", A), &["-c", "3", "-i", "0.2"]);
-    assert!(o.status.success(), "{}", out_text(&o));
+    // tshark takes a while to start capturing (seconds on a loaded machine): ping until it has
+    // seen enough or given up.
+    let to = lab.ip4("a1", A);
+    while !capture.is_finished() {
+        let o = lab.ping("a2", &to, &["-c", "2", "-i", "0.2"]);
+        assert!(o.status.success(), "{}", out_text(&o));
+    }
     let cap = capture.join().unwrap();
     let text = String::from_utf8_lossy(&cap.stdout).to_string();
     let a2_mac = lab.endpoint("a2", A)["mac"].as_str().unwrap().to_string();

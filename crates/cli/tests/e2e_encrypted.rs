@@ -257,7 +257,7 @@ fn capture(lab: &Lab, filter: &str, mut traffic: impl FnMut()) -> Vec<Dgram> {
             "-f",
             filter,
             "-a",
-            "duration:8",
+            "duration:15",
             "-c",
             "40",
             "-F",
@@ -269,7 +269,8 @@ fn capture(lab: &Lab, filter: &str, mut traffic: impl FnMut()) -> Vec<Dgram> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("tshark");
-    let deadline = Instant::now() + Duration::from_secs(12);
+    // Generous: tshark can take seconds to start capturing on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
         traffic();
     }

@@ -244,6 +244,7 @@ fn gre_interoperates_with_open_vswitch() {
             capabilities: vec![CAP_GRE.into()],
             agent_version: "Open vSwitch".into(),
             started_at_ms: 0,
+            dns_domain: None,
         };
         let ep = Endpoint {
             schema: SCHEMA_VERSION,

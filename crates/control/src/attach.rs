@@ -14,7 +14,7 @@ use weft_netlink::{Netlink, Netns, NetnsTarget};
 use weft_reconcile::names;
 use weft_store::{Compare, LeaseId, Op, Store};
 
-use crate::{hosts, networks, ports, read};
+use crate::{hosts, networks, ports, read, resolver};
 
 #[derive(Debug, Clone)]
 pub struct AttachRequest {
@@ -24,6 +24,8 @@ pub struct AttachRequest {
     pub mac: Option<String>,
     pub ifname: String,
     pub name: Option<String>,
+    /// More names the container answers to in DNS (after `name`).
+    pub aliases: Vec<String>,
     pub host: String,
     /// `HOSTPORT:PORT[/tcp|udp]` specs.
     pub publish: Vec<String>,
@@ -52,6 +54,9 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
     validate::ifname(&req.ifname)?;
     if let Some(n) = &req.name {
         validate::name("container", n)?;
+    }
+    for a in &req.aliases {
+        validate::name("alias", a)?;
     }
     let mac: Option<Mac> = match &req.mac {
         Some(m) => {
@@ -147,18 +152,36 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
         mac: mac.unwrap_or(Mac::ZERO),
         ipv4: Ipv4Net::new(std::net::Ipv4Addr::UNSPECIFIED, 32).expect("valid"),
         ipv6: None,
-        names: req.name.iter().cloned().collect(),
+        names: dns_names(req.name.as_deref(), &req.aliases),
         labels: req.labels.clone(),
         kind: EndpointKind::Container,
         publish,
     };
     allocate_and_record(store, &net, &mut ep, mac, want4, want6, lease).await?;
 
-    match plumb(store, &nl, &cnl, &netns, &host, &net, &ep).await {
-        Ok(()) => Ok(AttachOutcome {
-            endpoint: ep,
-            created: true,
-        }),
+    let done = async {
+        plumb(store, &nl, &cnl, &netns, &host, &net, &ep).await?;
+        // Last: nothing after it can fail, so a written resolv.conf never needs undoing.
+        resolver::configure(store, &host.id, host.dns_domain.as_deref(), &ep.container).await
+    };
+    match done.await {
+        Ok(_) => {
+            if let Some(domain) = &host.dns_domain {
+                let t = resolver::READY_TIMEOUT;
+                match resolver::wait_answered(&netns, &ep, domain, t).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        "the resolver of host {} did not answer {}'s name within {} s; is its agent running?",
+                        ep.host, req.target, t.as_secs()
+                    ),
+                    Err(e) => tracing::warn!("checking the resolver: {e:#}"),
+                }
+            }
+            Ok(AttachOutcome {
+                endpoint: ep,
+                created: true,
+            })
+        }
         Err(e) => {
             // Deleting the host end removes the pair wherever the other end is.
             if let Err(ue) = nl.delete_link(&host_ifname).await {
@@ -173,6 +196,17 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
             )))
         }
     }
+}
+
+/// The endpoint's DNS names: its name first (what PTR answers), then the aliases, each once.
+fn dns_names(name: Option<&str>, aliases: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in name.into_iter().chain(aliases.iter().map(String::as_str)) {
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_string());
+        }
+    }
+    out
 }
 
 pub(crate) fn requested_addresses(
@@ -407,6 +441,8 @@ async fn plumb(
         bail!("failpoint attach-before-up");
     }
     cnl.set_up(&ep.ifname).await?;
+    // The resolver listens on a loopback address in the container.
+    cnl.set_up("lo").await?;
     if net.egress {
         default_routes(cnl, net, ep).await?;
     }
@@ -427,4 +463,20 @@ async fn default_routes(cnl: &Netlink, net: &Network, ep: &Endpoint) -> Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_then_aliases_once() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            dns_names(Some("web"), &a(&["www", "web", "www"])),
+            a(&["web", "www"])
+        );
+        assert_eq!(dns_names(None, &a(&["svc"])), a(&["svc"]));
+        assert!(dns_names(None, &[]).is_empty());
+    }
 }

@@ -6,7 +6,7 @@ use weft_model::{Endpoint, Network};
 use weft_netlink::Netlink;
 use weft_store::Store;
 
-use crate::{attach, hosts, networks};
+use crate::{attach, hosts, networks, resolver};
 
 pub async fn detach(
     store: &dyn Store,
@@ -35,6 +35,15 @@ pub async fn detach_endpoint(store: &dyn Store, net: &Network, ep: &Endpoint) ->
     // The host end takes the container end with it.
     nl.delete_link(&ep.host_ifname).await?;
     attach::delete_records(store, ep).await?;
+    // The records are gone: a resolv.conf that cannot be rewritten is worth a warning, not a
+    // failed detach.
+    let domain = hosts::registered(store, &ep.host)
+        .await
+        .ok()
+        .and_then(|(h, _)| h.dns_domain);
+    if let Err(e) = resolver::configure(store, &ep.host, domain.as_deref(), &ep.container).await {
+        tracing::warn!("{e:#}");
+    }
     settle_local(store, &ep.host, net).await
 }
 

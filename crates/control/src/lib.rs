@@ -14,6 +14,7 @@ pub mod networks;
 pub mod ports;
 pub mod psk;
 pub mod read;
+pub mod resolver;
 pub mod state;
 pub mod store;
 pub mod trace;

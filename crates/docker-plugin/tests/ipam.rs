@@ -26,6 +26,7 @@ async fn setup(dir: &tempfile::TempDir) -> (Arc<dyn Store>, Plugin) {
         capabilities: vec![],
         agent_version: "test".into(),
         started_at_ms: 0,
+        dns_domain: None,
     };
     store
         .put(&keys::host("h1"), host.encode(), Some(lease))

@@ -109,6 +109,12 @@ fn down_inner(lab: &Lab) -> Result<DownReport> {
     for n in &names {
         netns::delete(n)?;
     }
+    // resolv.conf files attach wrote for the lab's containers (detach removes them; a lab taken
+    // down with containers attached leaves them otherwise).
+    for n in etc_netns_names()?.iter().filter(|n| lab.owns_ns(n)) {
+        weft_dns::resolvconf::remove_for_netns(n)
+            .with_context(|| format!("removing {}/{n}/resolv.conf", netns::NETNS_ETC_DIR))?;
+    }
     report.namespaces = names.len();
     match std::fs::remove_dir_all(&lab.dir) {
         Ok(()) => report.removed.push(lab.dir.clone()),
@@ -116,6 +122,18 @@ fn down_inner(lab: &Lab) -> Result<DownReport> {
         Err(e) => return Err(e).with_context(|| format!("removing {}", lab.dir.display())),
     }
     Ok(report)
+}
+
+/// Names of the directories under /etc/netns.
+fn etc_netns_names() -> Result<Vec<String>> {
+    match std::fs::read_dir(netns::NETNS_ETC_DIR) {
+        Ok(rd) => Ok(rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("listing {}", netns::NETNS_ETC_DIR)),
+    }
 }
 
 /// What of a lab is left on the machine: its namespaces (named one by one up to 3), and its state dir

@@ -27,6 +27,16 @@ pub const CAP_USERSPACE_VXLAN: &str = "userspace-vxlan";
 /// Host capability: the userspace engine can seal frames of encrypted networks.
 pub const CAP_ENCRYPT: &str = "encrypt";
 
+/// Where every container finds its host's cluster resolver (port 53; what plugins return as the
+/// container's nameserver): a loopback address inside the container's own network namespace, where
+/// the agent opens its sockets (on a free port, with port 53 redirected to it), so the resolver
+/// knows the asker by the socket and the underlay cannot reach it. Not 127.0.0.11, which Docker's
+/// embedded resolver DNATs inside its containers.
+pub const RESOLVER_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 53);
+
+/// The cluster DNS domain unless an agent is told otherwise: `NAME.NETWORK.weft.internal`.
+pub const DEFAULT_DNS_DOMAIN: &str = "weft.internal";
+
 /// Host capability: the userspace engine can carry GRE networks (on a raw IP socket).
 pub const CAP_GRE: &str = "gre";
 
@@ -148,6 +158,10 @@ pub struct Host {
     pub agent_version: String,
     /// Unix milliseconds when this agent registered.
     pub started_at_ms: u64,
+    /// The cluster DNS domain this host's agent answers under (its resolver is at
+    /// [`RESOLVER_ADDR`]); None when the agent serves no DNS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

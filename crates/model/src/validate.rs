@@ -21,6 +21,21 @@ pub fn name(kind: &str, s: &str) -> Result<(), ModelError> {
     }
 }
 
+/// A DNS domain such as `weft.internal`: dot-separated labels of the kind [`name`] accepts.
+pub fn dns_domain(s: &str) -> Result<(), ModelError> {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    if s.is_empty() || s.len() > 200 {
+        return Err(ModelError::Invalid(format!(
+            "invalid DNS domain {s:?}: use dot-separated labels, at most 200 characters in all"
+        )));
+    }
+    for label in s.split('.') {
+        name("DNS domain label", label)
+            .map_err(|e| ModelError::Invalid(format!("invalid DNS domain {s:?}: {e}")))?;
+    }
+    Ok(())
+}
+
 pub fn parse_cidr(s: &str) -> Result<IpNet, ModelError> {
     s.parse::<IpNet>().map_err(|_| {
         ModelError::Invalid(format!(
@@ -125,6 +140,11 @@ mod tests {
         assert!(name("network", "-x").is_err());
         assert!(name("network", &"a".repeat(64)).is_err());
         assert!(name("network", "a/b").is_err());
+        assert!(dns_domain("weft.internal").is_ok());
+        assert!(dns_domain("cluster.local.").is_ok());
+        assert!(dns_domain("a..b").is_err());
+        assert!(dns_domain("").is_err());
+        assert!(dns_domain("Weft.internal").is_err());
     }
 
     #[test]

@@ -188,6 +188,7 @@ pub(crate) mod tests {
             ],
             agent_version: "t".into(),
             started_at_ms: 0,
+            dns_domain: None,
         }
     }
 

@@ -80,6 +80,7 @@ mod tests {
             capabilities: vec![],
             agent_version: "t".into(),
             started_at_ms: 0,
+            dns_domain: None,
         };
         s.apply(&keys::host("h1"), Some(&h.encode())).unwrap();
         assert_eq!(s.hosts.len(), 1);

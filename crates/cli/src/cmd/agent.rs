@@ -38,6 +38,16 @@ pub struct Args {
     /// every second (default: /run/weft/stats/NAME.json).
     #[arg(long, env = "WEFT_STATS_FILE")]
     stats_file: Option<std::path::PathBuf>,
+    /// The cluster DNS domain: containers resolve NAME, NAME.NETWORK and NAME.NETWORK.DOMAIN.
+    #[arg(long, default_value = weft_model::DEFAULT_DNS_DOMAIN)]
+    dns_domain: String,
+    /// Resolvers that names outside weft are forwarded to: addresses (ADDR or ADDR:PORT), or
+    /// `none` to answer them REFUSED (default: the nameservers of /etc/resolv.conf).
+    #[arg(long, num_args = 1..)]
+    dns_upstream: Vec<String>,
+    /// Serve no DNS to containers (attach then leaves their resolv.conf alone).
+    #[arg(long, conflicts_with_all = ["dns_domain", "dns_upstream"])]
+    no_dns: bool,
     /// Socket of Docker's network and IPAM driver `weft` (mode 0600; Docker finds plugins in
     /// /run/docker/plugins). `none`: serve no Docker plugin.
     #[arg(long, env = "WEFT_DOCKER_PLUGIN", default_value = weft_docker_plugin::DEFAULT_SOCKET)]
@@ -52,6 +62,15 @@ pub async fn run(store: &str, a: Args) -> Result<i32> {
     if a.lease_ttl < 2 {
         anyhow::bail!("--lease-ttl must be at least 2 seconds");
     }
+    let dns = if a.no_dns {
+        None
+    } else {
+        weft_model::validate::dns_domain(&a.dns_domain)?;
+        let upstreams = weft_dns::upstream::parse_args(&a.dns_upstream)
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_else(weft_dns::upstream::from_host);
+        Some(weft_dns::DnsConfig::new(&a.dns_domain, upstreams))
+    };
     weft_agent::run(weft_agent::AgentConfig {
         store_url: store.to_string(),
         underlay: a.underlay,
@@ -66,6 +85,7 @@ pub async fn run(store: &str, a: Args) -> Result<i32> {
         // WEFT_REKEY_AFTER_MESSAGES / WEFT_REKEY_AFTER_SECS, for tests.
         limits: weft_agent::limits_from_env()?,
         stats_file: a.stats_file,
+        dns,
         docker_plugin: (a.docker_plugin != "none").then(|| a.docker_plugin.into()),
         docker_api: a.docker_api,
     })

@@ -20,6 +20,10 @@ pub struct Args {
     /// Container name (a DNS label).
     #[arg(long)]
     name: Option<String>,
+    /// Another DNS name of the container (a DNS label; repeat for more). Endpoints sharing a name
+    /// form a service: its name answers all of them, in rotating order.
+    #[arg(long = "alias")]
+    aliases: Vec<String>,
     /// Make a container port reachable on this host's addresses: HOSTPORT:PORT[/tcp|udp]
     /// (repeatable; tcp unless said). Refused if another endpoint here already publishes it.
     #[arg(long = "publish", short = 'p', value_name = "HOSTPORT:PORT[/PROTO]")]
@@ -42,6 +46,7 @@ pub async fn run(store_url: &str, a: Args) -> Result<i32> {
         mac: a.mac,
         ifname: a.ifname,
         name: a.name,
+        aliases: a.aliases,
         host,
         publish: a.publish,
         labels: Default::default(),

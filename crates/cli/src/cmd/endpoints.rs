@@ -39,7 +39,12 @@ pub async fn run(store_url: &str, args: Args) -> Result<i32> {
         .map(|e| {
             vec![
                 e.network.clone(),
-                e.names.first().cloned().unwrap_or_else(|| "-".into()),
+                // The name, then its aliases.
+                if e.names.is_empty() {
+                    "-".into()
+                } else {
+                    e.names.join(",")
+                },
                 e.host.clone(),
                 e.container.clone(),
                 e.ifname.clone(),

@@ -41,6 +41,7 @@ pub async fn run(args: &Args, cfg: PluginConfig) -> Result<CNIResult, Error> {
         mac: wanted.mac,
         ifname,
         name: wanted.name,
+        aliases: vec![],
         host: ctx.host.clone(),
         labels,
         // Port mappings are the chained portmap plugin's (runtimeConfig.portMappings), not weft's.

@@ -5,6 +5,10 @@
 //! on host B sends an ICMP echo request every millisecond to the new address; t1 is when the first
 //! reply arrives; convergence = t1 − t0. Then `weft detach` on A; from its return, B's host is polled
 //! every millisecond until its VXLAN device no longer holds the container's MAC: the withdrawal time.
+//!
+//! Names: the container is attached with `--name cvI`; from attach's return, a container on every
+//! host asks its host's resolver for `cvI.NETWORK.weft.internal` every millisecond until all answer
+//! the address; from detach's return, until all answer NXDOMAIN (see `dns.rs`).
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -14,6 +18,7 @@ use serde::Serialize;
 use weft_model::{Endpoint, Mac};
 use weft_netlink::{MacAddr, Netlink};
 
+use super::dns::{Resolvers, Want};
 use super::icmp::Pinger;
 use crate::netns;
 use crate::progress::Progress;
@@ -57,6 +62,8 @@ pub struct Bed<'a> {
     pub b_vxlan: &'a str,
     /// Container B's netns (the pinger lives there).
     pub b_container_ns: &'a str,
+    /// A container on every host, asking its host's resolver.
+    pub resolvers: &'a Resolvers,
 }
 
 /// One attach and detach.
@@ -77,6 +84,10 @@ pub struct Sample {
     pub links_running_at_return: bool,
     /// From detach's return to the FDB entry's disappearance on B's host; None on timeout.
     pub withdrawal_ms: Option<f64>,
+    /// From attach's return until every host's resolver answered the name; None on timeout.
+    pub dns_answered_ms: Option<f64>,
+    /// From detach's return until every host's resolver answered NXDOMAIN; None on timeout.
+    pub dns_gone_ms: Option<f64>,
     /// How long `weft attach` itself took (context, not a target).
     pub attach_ms: f64,
     /// When attach returned (t0), wall clock in ms since the epoch: to match the agents' logs.
@@ -127,20 +138,37 @@ async fn one(
     underlay::create_bare(&ns).await?;
     let c_nl = Netlink::open_in(&netns::open(&ns)?)?;
     let ip = format!("{addr}/{}", bed.prefix_len);
+    let name = container_name(i);
+    let fqdn = format!("{name}.{}.{}", bed.network, weft_model::DEFAULT_DNS_DOMAIN);
 
     let started = Instant::now();
-    let out = weft_cmd(bed, &["attach", &path, bed.network, "--ip", &ip, "--json"]).await?;
+    let out = weft_cmd(
+        bed,
+        &[
+            "attach",
+            &path,
+            bed.network,
+            "--ip",
+            &ip,
+            "--name",
+            &name,
+            "--json",
+        ],
+    )
+    .await?;
     let t0 = Instant::now();
     let returned_at_unix_ms = unix_ms();
     let ep: Endpoint = serde_json::from_str(&out).context("parsing `weft attach --json`")?;
-    let (probe, fdb_at_return, neigh_at_return, c_running, h_running) = tokio::join!(
+    let (probe, fdb_at_return, neigh_at_return, c_running, h_running, dns_answered) = tokio::join!(
         pinger.first_reply(addr, PING_EVERY, PING_TIMEOUT),
-        b_nl.fdb_dump(b_vx),
-        b_nl.neigh_dump(b_vx),
+        dump(|| b_nl.fdb_dump(b_vx)),
+        dump(|| b_nl.neigh_dump(b_vx)),
         running(&c_nl, &ep.ifname),
         running(a_nl, &ep.host_ifname),
+        bed.resolvers.every_host(&fqdn, Want::Addr(addr), t0),
     );
     let probe = probe?;
+    let dns_answered_ms = dns_answered?;
     let attach_ms = ms(t0 - started);
     let mac = mac_of(ep.mac);
     let b_ready_at_return = fdb_at_return?.iter().any(|e| e.mac == mac)
@@ -152,7 +180,11 @@ async fn one(
 
     // The entry must be there before detaching, or its absence would measure nothing.
     let deadline = Instant::now() + WITHDRAW_TIMEOUT;
-    while !b_nl.fdb_dump(b_vx).await?.iter().any(|e| e.mac == mac) {
+    while !dump(|| b_nl.fdb_dump(b_vx))
+        .await?
+        .iter()
+        .any(|e| e.mac == mac)
+    {
         if Instant::now() > deadline {
             bail!(
                 "{} of {addr} never appeared on {} in {}",
@@ -165,15 +197,19 @@ async fn one(
     }
     weft_cmd(bed, &["detach", &path, bed.network]).await?;
     let t0 = Instant::now();
-    let mut withdrawal_ms = None;
-    while t0.elapsed() < WITHDRAW_TIMEOUT {
-        let fdb = b_nl.fdb_dump(b_vx).await?;
-        if !fdb.iter().any(|e| e.mac == mac) {
-            withdrawal_ms = Some(ms(t0.elapsed()));
-            break;
+    let fdb_gone = async {
+        while t0.elapsed() < WITHDRAW_TIMEOUT {
+            let fdb = dump(|| b_nl.fdb_dump(b_vx)).await?;
+            if !fdb.iter().any(|e| e.mac == mac) {
+                return Ok::<_, anyhow::Error>(Some(ms(t0.elapsed())));
+            }
+            tokio::time::sleep(POLL_EVERY).await;
         }
-        tokio::time::sleep(POLL_EVERY).await;
-    }
+        Ok(None)
+    };
+    let (withdrawal_ms, dns_gone_ms) =
+        tokio::join!(fdb_gone, bed.resolvers.every_host(&fqdn, Want::Gone, t0));
+    let (withdrawal_ms, dns_gone_ms) = (withdrawal_ms?, dns_gone_ms?);
     netns::delete(&ns)?;
     Ok(Sample {
         addr,
@@ -182,6 +218,8 @@ async fn one(
         b_ready_at_return,
         links_running_at_return,
         withdrawal_ms,
+        dns_answered_ms,
+        dns_gone_ms,
         attach_ms,
         returned_at_unix_ms,
     })
@@ -200,6 +238,22 @@ async fn weft_cmd(bed: &Bed<'_>, args: &[&str]) -> Result<String> {
             CMD_TIMEOUT.as_secs()
         )
     })
+}
+
+/// A netlink dump, asked again when the kernel interrupted it because the table changed meanwhile
+/// (EBUSY: the containers' gateway ARP/ND keeps the neighbour table moving).
+async fn dump<T, F, Fut>(f: F) -> Result<Vec<T>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = weft_netlink::Result<Vec<T>>>,
+{
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Err(e) if tries < 10 && e.errno() == Some(nix::errno::Errno::EBUSY) => tries += 1,
+            r => return Ok(r?),
+        }
+    }
 }
 
 /// Whether a link is operationally up (`IFF_RUNNING`), as opposed to merely set up (`IFF_UP`).

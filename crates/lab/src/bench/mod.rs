@@ -4,6 +4,7 @@
 pub mod convergence;
 pub mod datapaths;
 pub mod deps;
+pub mod dns;
 pub mod docker;
 pub mod handwired;
 pub mod icmp;

@@ -94,6 +94,12 @@ pub struct Convergence {
     pub attach_p50_ms: Option<f64>,
     /// Attaches whose first echo request already got the reply.
     pub first_ping_answered: usize,
+    /// Attach return → the name answered by every host's resolver.
+    pub dns_answered: Option<Latency>,
+    pub dns_answered_timeouts: usize,
+    /// Detach return → NXDOMAIN from every host's resolver.
+    pub dns_gone: Option<Latency>,
+    pub dns_gone_timeouts: usize,
 }
 
 /// A convergence slower than this is counted as slow and explained in the report.
@@ -108,7 +114,13 @@ impl Convergence {
         let conv: Vec<f64> = samples.iter().filter_map(|s| s.convergence_ms).collect();
         let wd: Vec<f64> = samples.iter().filter_map(|s| s.withdrawal_ms).collect();
         let att: Vec<f64> = samples.iter().map(|s| s.attach_ms).collect();
+        let answered: Vec<f64> = samples.iter().filter_map(|s| s.dns_answered_ms).collect();
+        let gone: Vec<f64> = samples.iter().filter_map(|s| s.dns_gone_ms).collect();
         Convergence {
+            dns_answered_timeouts: samples.len() - answered.len(),
+            dns_answered: Latency::of(&answered),
+            dns_gone_timeouts: samples.len() - gone.len(),
+            dns_gone: Latency::of(&gone),
             attaches: samples.len(),
             convergence_timeouts: samples.len() - conv.len(),
             convergence: Latency::of(&conv),
@@ -197,7 +209,62 @@ pub fn targets(r: &StoreResult) -> Vec<Target> {
         measured,
         met,
     });
+    for (what, l, timeouts) in [
+        (
+            "name answered on every host p99",
+            &c.dns_answered,
+            c.dns_answered_timeouts,
+        ),
+        (
+            "name gone on every host p99",
+            &c.dns_gone,
+            c.dns_gone_timeouts,
+        ),
+    ] {
+        let (measured, met) = match l {
+            Some(l) => (
+                format!("{:.1} ms{}", l.p99_ms, timeouts_note(timeouts)),
+                l.p99_ms <= DNS_P99_TARGET_MS && timeouts == 0,
+            ),
+            None => ("never".into(), false),
+        };
+        out.push(Target {
+            store: r.store.clone(),
+            what: what.into(),
+            target: format!("≤ {DNS_P99_TARGET_MS:.0} ms"),
+            measured,
+            met,
+        });
+    }
     out
+}
+
+/// Names: answered on every host within this of attach, and gone within this of detach.
+pub const DNS_P99_TARGET_MS: f64 = 200.0;
+
+pub const DNS_HEADER: [&str; 9] = [
+    "store",
+    "name answered p50",
+    "p90",
+    "p99",
+    "max",
+    "name gone p50",
+    "p90",
+    "p99",
+    "max",
+];
+
+/// One row of the names table per store: ms from attach (detach) returning until every host's
+/// resolver answers the name (NXDOMAIN).
+pub fn dns_row(r: &StoreResult) -> Vec<String> {
+    let mut row = vec![r.store.clone()];
+    for l in [&r.convergence.dns_answered, &r.convergence.dns_gone] {
+        match l {
+            Some(l) => row.extend([f1(l.p50_ms), f1(l.p90_ms), f1(l.p99_ms), f1(l.max_ms)]),
+            None => row.extend(std::iter::repeat_n("-".to_string(), 4)),
+        }
+    }
+    row
 }
 
 fn timeouts_note(n: usize) -> String {
@@ -299,6 +366,10 @@ pub fn text(rep: &Report) -> Vec<String> {
         ));
     }
     lines.push(String::new());
+    let dns_rows: Vec<Vec<String>> = rep.stores.iter().map(dns_row).collect();
+    lines.extend(table(&DNS_HEADER, &dns_rows));
+    lines.push("names: ms from `weft attach` (`weft detach`) returning until a container on every host got the address (NXDOMAIN) from its host's resolver, asked every ms".into());
+    lines.push(String::new());
     for r in &rep.stores {
         let c = &r.convergence;
         let n = c.attaches;
@@ -359,6 +430,9 @@ mod tests {
             b_ready_at_return: conv.is_some(),
             links_running_at_return: true,
             withdrawal_ms: wd,
+            // Names follow the ping: answered a fifth later, gone as fast as the FDB entry.
+            dns_answered_ms: conv.map(|c| c * 1.2),
+            dns_gone_ms: wd,
             attach_ms: 80.0,
             returned_at_unix_ms: 0.0,
         }
@@ -411,7 +485,7 @@ mod tests {
     #[test]
     fn targets_per_store() {
         let t = targets(&result("embedded", 10.0));
-        assert_eq!(t.len(), 2);
+        assert_eq!(t.len(), 4);
         assert!(t[0].met, "15.4 / 16 = 0.9625: {t:?}");
         assert!(t[1].met, "p50 10 ms: {t:?}");
         assert_eq!(t[1].measured, "10.0 ms (1 timed out)");
@@ -419,6 +493,22 @@ mod tests {
         assert!(!t[1].met, "p50 60 ms > 50: {t:?}");
         let t = targets(&result("etcd", 60.0));
         assert!(t[1].met, "p50 60 ms ≤ 100: {t:?}");
+        // One attach never answered: the names targets are missed whatever the rest did.
+        assert_eq!(t[2].what, "name answered on every host p99");
+        assert_eq!(t[2].measured, "144.0 ms (1 timed out)");
+        assert!(!t[2].met && !t[3].met, "{t:?}");
+        let mut r = result("etcd", 60.0);
+        r.samples.pop();
+        r.convergence = Convergence::of(&r.samples);
+        let t = targets(&r);
+        assert!(t[2].met && t[3].met, "p99 144 ms and 10 ms ≤ 200: {t:?}");
+        r.samples[0].dns_gone_ms = Some(250.0);
+        r.convergence = Convergence::of(&r.samples);
+        assert!(!targets(&r)[3].met, "250 ms > 200");
+        assert_eq!(
+            dns_row(&r),
+            ["etcd", "72.0", "129.6", "144.0", "144.0", "6.0", "10.0", "250.0", "250.0"]
+        );
     }
 
     #[test]
@@ -447,6 +537,7 @@ mod tests {
         let text = text(&rep).join("\n");
         assert!(text.contains("weft/hand-wired"), "{text}");
         assert!(text.contains("convergence p50"), "{text}");
+        assert!(text.contains("name answered p50"), "{text}");
         let j = serde_json::to_value(&rep).unwrap();
         assert_eq!(j["stores"][0]["store"], "etcd");
         assert_eq!(j["stores"][0]["convergence"]["convergence"]["p50_ms"], 60.0);

@@ -53,7 +53,7 @@ pub async fn run(args: Args) -> Result<()> {
             if let Some(pid) = running {
                 bail!("the agent of {} is already running (pid {pid})", h.name);
             }
-            let pid = up::start_agent(&lab, &weft::exe()?, &h, &st.store_url, st.lease_ttl)?;
+            let pid = up::start_agent(&lab, &weft::exe()?, &h, &st)?;
             up::wait_registered(&lab, &st, up::REGISTER_TIMEOUT).await?;
             p.step(format!("agent {}: started (pid {pid})", h.name));
         }

@@ -23,6 +23,7 @@ use crate::teardown;
 use crate::topology::Lab;
 use crate::weft;
 
+use crate::bench::dns::Resolvers;
 use crate::bench::{convergence, handwired, iperf, report};
 
 use report::{Convergence, Machine, Path, Report, StoreResult, Throughput};
@@ -240,6 +241,7 @@ async fn measure(lab: &Lab, store: &StoreChoice, args: &Args, p: &Progress) -> R
         convergence::PING_EVERY.as_millis(),
         convergence::POLL_EVERY.as_millis()
     ));
+    let resolvers = Resolvers::open(&[(&h1.name, &a_ns), (&h2.name, &b_ns)])?;
     let bed = convergence::Bed {
         lab,
         store_url: &st.store_url,
@@ -250,6 +252,7 @@ async fn measure(lab: &Lab, store: &StoreChoice, args: &Args, p: &Progress) -> R
         b_ns: &h2.netns,
         b_vxlan: &vxlan,
         b_container_ns: &b_ns,
+        resolvers: &resolvers,
     };
     let samples = convergence::measure(&bed, args.attaches, p).await?;
     Ok(StoreResult {

@@ -1,6 +1,7 @@
-//! `weft lab run HOST CONTAINER --network NET [--ip CIDR]…`: a container netns `P-c-CONTAINER` (lo up)
-//! attached with `weft attach` run on HOST. Running it again for an existing container on the same
-//! host attaches it to one more network.
+//! `weft lab run HOST CONTAINER --network NET [--ip CIDR]… [--publish SPEC]… [--name NAME]
+//! [--alias ALIAS]…`: a container netns `P-c-CONTAINER` (lo up) attached with `weft attach` run on
+//! HOST; its DNS name is the container's unless `--name` says otherwise. Running it again for an
+//! existing container on the same host attaches it to one more network.
 
 use std::time::Duration;
 
@@ -31,6 +32,12 @@ pub struct Args {
     /// Published port(s) HOSTPORT:PORT[/tcp|udp], passed on to `weft attach --publish`.
     #[arg(long = "publish", short = 'p')]
     pub publish: Vec<String>,
+    /// Its DNS name on the network (default: the container's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// More DNS names (repeat); containers sharing one form a service.
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
     #[command(flatten)]
     pub prefix: PrefixArg,
 }
@@ -38,13 +45,18 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<()> {
     let lab = args.prefix.lab()?;
     let p = Progress::new(lab.prefix.as_str());
+    let extras = Extras {
+        publish: args.publish,
+        name: args.name,
+        aliases: args.aliases,
+    };
     let out = create_with(
         &lab,
         &args.host,
         &args.container,
         &args.network,
         &args.ips,
-        &args.publish,
+        &extras,
         &p,
     )
     .await?;
@@ -61,17 +73,26 @@ pub async fn create(
     ips: &[String],
     p: &Progress,
 ) -> Result<String> {
-    create_with(lab, host, name, network, ips, &[], p).await
+    create_with(lab, host, name, network, ips, &Extras::default(), p).await
 }
 
-/// [`create`], with published ports.
+/// What else `weft attach` is told: published ports, the DNS name (default: the container's) and
+/// aliases.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub publish: Vec<String>,
+    pub name: Option<String>,
+    pub aliases: Vec<String>,
+}
+
+/// [`create`], with published ports and DNS names.
 pub async fn create_with(
     lab: &Lab,
     host: &str,
     name: &str,
     network: &str,
     ips: &[String],
-    publish: &[String],
+    extras: &Extras,
     p: &Progress,
 ) -> Result<String> {
     topology::check_container_name(name)?;
@@ -110,10 +131,13 @@ pub async fn create_with(
     for ip in ips {
         argv.extend(["--ip", ip.as_str()]);
     }
-    for spec in publish {
+    for spec in &extras.publish {
         argv.extend(["--publish", spec.as_str()]);
     }
-    argv.extend(["--name", name]);
+    argv.extend(["--name", extras.name.as_deref().unwrap_or(name)]);
+    for a in &extras.aliases {
+        argv.extend(["--alias", a.as_str()]);
+    }
     let attached = tokio::time::timeout(
         ATTACH_TIMEOUT,
         weft::output(&h.netns, &st.store_url, Some(host), &argv),

@@ -241,7 +241,7 @@ async fn build(
     };
     state::save(lab, &st)?;
     for h in &hosts {
-        let pid = start_agent(lab, exe, h, &store_url, opts.lease_ttl)?;
+        let pid = start_agent(lab, exe, h, &st)?;
         p.step(format!(
             "agent {}: pid {pid}, log {}",
             h.name,
@@ -254,13 +254,8 @@ async fn build(
 }
 
 /// `weft agent --store URL --underlay ADDR --name hN` inside the host's netns, detached.
-pub fn start_agent(
-    lab: &Lab,
-    exe: &std::path::Path,
-    h: &HostEntry,
-    store_url: &str,
-    lease_ttl: Option<u64>,
-) -> Result<i32> {
+pub fn start_agent(lab: &Lab, exe: &std::path::Path, h: &HostEntry, st: &LabState) -> Result<i32> {
+    let store_url = st.store_url.as_str();
     let mut args = vec![
         "agent".to_string(),
         "--store".into(),
@@ -270,12 +265,13 @@ pub fn start_agent(
         "--name".into(),
         h.name.clone(),
     ];
-    if let Some(t) = lease_ttl {
+    if let Some(t) = st.lease_ttl {
         args.extend(["--lease-ttl".to_string(), t.to_string()]);
     }
     if h.userspace {
         args.extend(["--datapath".to_string(), "userspace".to_string()]);
     }
+    args.extend(dns_upstream_args(st.outside.as_ref()));
     // The lab's own key files, so that two labs' h1 never share a key and `down` removes them.
     let key = lab.dir.join("keys").join(format!("{}.key", h.name));
     args.extend(["--key-file".to_string(), key.display().to_string()]);
@@ -311,6 +307,13 @@ pub fn start_agent(
         log: lab.agent_log(&h.name),
         pid_file: lab.agent_pid_file(&h.name),
     })
+}
+
+/// Where lab agents forward names outside weft: to the lab's outside (where a test runs a
+/// resolver), else nowhere. Never to the machine's real resolvers.
+pub fn dns_upstream_args(outside: Option<&crate::state::OutsideEntry>) -> [String; 2] {
+    let to = outside.map_or_else(|| "none".to_string(), |o| o.underlay.to_string());
+    ["--dns-upstream".to_string(), to]
 }
 
 /// Waits until every host's record is in the store; fails early, naming the log, when an agent exits.
@@ -372,6 +375,20 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agents_forward_only_to_the_outside() {
+        assert_eq!(dns_upstream_args(None), ["--dns-upstream", "none"]);
+        let out = crate::state::OutsideEntry {
+            netns: "x-out".into(),
+            underlay: topology::OUTSIDE_UNDERLAY,
+            addresses: vec![],
+        };
+        assert_eq!(
+            dns_upstream_args(Some(&out)),
+            ["--dns-upstream", "192.0.2.254"]
+        );
+    }
 
     #[test]
     fn store_choices() {
