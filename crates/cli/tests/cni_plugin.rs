@@ -121,6 +121,8 @@ fn every_version_add_check_del_across_hosts() {
                 .any(|x| x["dst"] == "10.31.0.0/24"),
             "{r}"
         );
+        // The host's agent serves names: the result points at weft's resolver in the container.
+        assert_eq!(r["dns"]["nameservers"][0], "127.0.0.53", "{r}");
         assert!(
             ping_from_ns(&ns, &peer),
             "{name} ({version}) cannot reach {peer} on h2"

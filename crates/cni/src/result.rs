@@ -92,6 +92,24 @@ fn route(dst: IpNet, gw: Option<std::net::IpAddr>) -> Route {
     }
 }
 
+/// The DNS a result announces: the configuration's when it gives any; else, when the host's agent
+/// serves names (its record carries its cluster domain), weft's resolver inside the container
+/// with the network's and the cluster's search domains.
+pub fn dns_for(configured: &Dns, network: &str, domain: Option<&str>) -> Dns {
+    if !dns_is_empty(configured) {
+        return configured.clone();
+    }
+    match domain {
+        Some(d) => Dns {
+            nameservers: vec![weft_model::RESOLVER_ADDR.to_string()],
+            domain: None,
+            search: Some(vec![format!("{network}.{d}"), d.to_string()]),
+            options: None,
+        },
+        None => Dns::default(),
+    }
+}
+
 fn dns_is_empty(d: &Dns) -> bool {
     d.nameservers.is_empty()
         && d.domain.as_deref().unwrap_or("").is_empty()
@@ -231,6 +249,28 @@ mod tests {
             kind: Default::default(),
             publish: vec![],
         }
+    }
+
+    #[test]
+    fn dns_is_weft_resolver_unless_configured() {
+        let d = dns_for(&Dns::default(), "prod", Some("weft.internal"));
+        assert_eq!(d.nameservers, ["127.0.0.53"]);
+        assert_eq!(
+            d.search.unwrap(),
+            [
+                "prod.weft.internal".to_string(),
+                "weft.internal".to_string()
+            ]
+        );
+        assert!(dns_is_empty(&dns_for(&Dns::default(), "prod", None)));
+        let mine = Dns {
+            nameservers: vec!["10.9.0.53".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            dns_for(&mine, "prod", Some("weft.internal")).nameservers,
+            ["10.9.0.53"]
+        );
     }
 
     fn made<'a>(e: &'a Endpoint, n: &'a Network, dns: &'a Dns) -> Made<'a> {

@@ -29,7 +29,7 @@ pub async fn run(args: &Args, cfg: PluginConfig) -> Result<CNIResult, Error> {
             ctx.cfg.network, ctx.cfg.network
         ))
     })?;
-    weft_control::hosts::registered(ctx.store.as_ref(), &ctx.host)
+    let (host, _) = weft_control::hosts::registered(ctx.store.as_ref(), &ctx.host)
         .await
         .map_err(|e| errors::at(Step::Host, &e))?;
     let ips = config::static_cidrs(&wanted.ips, &net)?;
@@ -74,12 +74,13 @@ pub async fn run(args: &Args, cfg: PluginConfig) -> Result<CNIResult, Error> {
             .map(|l| l.mac.to_string()),
         Err(_) => None,
     };
+    let dns = result::dns_for(&ctx.cfg.dns, &net.name, host.dns_domain.as_deref());
     let made = Made {
         endpoint: &ep,
         network: &net,
         netns: &netns,
         host_mac,
-        dns: &ctx.cfg.dns,
+        dns: &dns,
     };
     Ok(result::build(&made, args.config().prev_result.as_ref()))
 }
