@@ -167,6 +167,22 @@ async fn tour(lab: &Lab, args: &Args, p: &Progress) -> Result<()> {
     );
     println!("{} of {total} pings answered", total - failed);
 
+    p.step("names: c1 asks weft's resolver (in its namespace) for containers on every host");
+    println!();
+    let mut unresolved = 0;
+    for q in ["c2", "c3.demo", "c5", "c6.demo"] {
+        let want = addrs[q.split('.').next().unwrap_or(q)].0;
+        let got = getent(&lab.container_ns("c1"), q).await;
+        let ok = got == Some(want);
+        unresolved += usize::from(!ok);
+        println!(
+            "c1: {q:<8} → {}{}",
+            got.map(|a| a.to_string())
+                .unwrap_or_else(|| "no answer".into()),
+            if ok { "" } else { "  (wrong)" }
+        );
+    }
+
     p.step(format!(
         "throughput: iperf3 TCP, overlay and underlay alternately, {ROUNDS} rounds of {} s, best of each",
         args.seconds
@@ -206,6 +222,9 @@ async fn tour(lab: &Lab, args: &Args, p: &Progress) -> Result<()> {
     if failed > 0 {
         bail!("{failed} of {total} pings got no answer");
     }
+    if unresolved > 0 {
+        bail!("{unresolved} names were not answered right");
+    }
     Ok(())
 }
 
@@ -240,6 +259,24 @@ pub fn matrix(
         rows.push(row);
     }
     (rows, failed, total)
+}
+
+/// The IPv4 address `getent` finds for `name` inside `ns` (through its resolv.conf, as a program
+/// in the container would).
+async fn getent(ns: &str, name: &str) -> Option<IpAddr> {
+    let mut cmd = netns::command(ns, "getent").ok()?;
+    let out = cmd
+        .args(["ahostsv4", name])
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// One ping from inside `ns`, retried a few times (a fresh IPv6 address may still be tentative).
