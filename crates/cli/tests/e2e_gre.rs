@@ -53,28 +53,6 @@ fn build() -> Lab {
     lab
 }
 
-fn ping_matrix(lab: &Lab) {
-    let mut failures = Vec::new();
-    for (from, _) in G_CONTAINERS {
-        for (to, _) in G_CONTAINERS {
-            if from == to {
-                continue;
-            }
-            for ip in [lab.ip4(to, G), lab.ip6(to, G)] {
-                let o = lab.ping(from, &ip, &[]);
-                if !o.status.success() {
-                    failures.push(format!("{from} -> {to} ({ip}): {}", out_text(&o)));
-                }
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "GRE ping matrix:\n{}",
-        failures.join("\n")
-    );
-}
-
 /// The record and the tables say GRE; the MTU is the underlay's less GRE's 42 bytes, and one byte
 /// more gets an error back rather than silence.
 fn encap_and_mtu(lab: &Lab) {
@@ -180,7 +158,7 @@ fn tshark_reads_gre(lab: &Lab) {
 #[test]
 fn gre_network_across_kernel_and_userspace_hosts() {
     let lab = build();
-    ping_matrix(&lab);
+    lab.ping_matrix(G, &G_CONTAINERS);
     lab.tcp_udp(G, &[("g1", "g2"), ("g2", "g3"), ("g3", "g4")], 7300);
     lab.isolation(&[
         ("v1", "g2", G, "10.71.0.250/24"),

@@ -151,6 +151,30 @@ impl Lab {
         }
     }
 
+    /// Every member of `net` pings every other, IPv4 and IPv6 (members: `(container, host)`);
+    /// one assertion listing every failed pair.
+    pub fn ping_matrix(&self, net: &str, members: &[(&str, &str)]) {
+        let mut failures = Vec::new();
+        for (from, _) in members {
+            for (to, _) in members {
+                if from == to {
+                    continue;
+                }
+                for ip in [self.ip4(to, net), self.ip6(to, net)] {
+                    let o = self.ping(from, &ip, &[]);
+                    if !o.status.success() {
+                        failures.push(format!("{from} -> {to} ({ip}): {}", out_text(&o)));
+                    }
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "ping matrix of {net} has failures:\n{}",
+            failures.join("\n")
+        );
+    }
+
     /// Each `(intruder, victim, victim's network, address in that network's subnet)`: the intruder
     /// puts itself into the victim's subnet and still cannot reach it: networks are separate at
     /// layer 2, not only by routing.
