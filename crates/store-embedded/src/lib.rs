@@ -248,7 +248,23 @@ fn open_conn_sqlite(path: &Path, opts: &SqliteOptions) -> rusqlite::Result<(Conn
         thread::sleep(Duration::from_micros(if count < 20 { 200 } else { 1000 }));
         true
     }))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    // Switching to WAL can answer busy without calling the busy handler while another process
+    // opens the same new file: retry it within the same timeout.
+    let started = Instant::now();
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy)
+                        | Some(rusqlite::ErrorCode::DatabaseLocked)
+                ) && started.elapsed() < timeout =>
+            {
+                thread::sleep(Duration::from_millis(1));
+            }
+            r => break r?,
+        }
+    };
     // NORMAL in WAL mode survives process crashes; only an OS crash can lose the last commits.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok((conn, mode))
