@@ -92,6 +92,8 @@ pub struct Sample {
     pub attach_ms: f64,
     /// When attach returned (t0), wall clock in ms since the epoch: to match the agents' logs.
     pub returned_at_unix_ms: f64,
+    /// When detach returned, likewise.
+    pub detach_returned_at_unix_ms: f64,
 }
 
 pub async fn measure(bed: &Bed<'_>, attaches: u32, p: &Progress) -> Result<Vec<Sample>> {
@@ -197,6 +199,7 @@ async fn one(
     }
     weft_cmd(bed, &["detach", &path, bed.network]).await?;
     let t0 = Instant::now();
+    let detach_returned_at_unix_ms = unix_ms();
     let fdb_gone = async {
         while t0.elapsed() < WITHDRAW_TIMEOUT {
             let fdb = dump(|| b_nl.fdb_dump(b_vx)).await?;
@@ -222,6 +225,7 @@ async fn one(
         dns_gone_ms,
         attach_ms,
         returned_at_unix_ms,
+        detach_returned_at_unix_ms,
     })
 }
 

@@ -435,6 +435,7 @@ mod tests {
             dns_gone_ms: wd,
             attach_ms: 80.0,
             returned_at_unix_ms: 0.0,
+            detach_returned_at_unix_ms: 0.0,
         }
     }
 
