@@ -3,6 +3,7 @@
 //! flush and rebuild). On start it reconciles against what the kernel already holds.
 
 mod datapaths;
+mod names;
 mod register;
 mod stats;
 mod sync;
@@ -146,15 +147,19 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     );
     agent.set_resync(cfg.resync_every);
     agent.set_engine(built.engine);
-    if let Some(d) = &cfg.dns {
+    // Names on their own watch and task: no datapath work holds them up.
+    let _names = cfg.dns.as_ref().map(|d| {
         tracing::info!(domain = %d.domain, listen = %d.listen, upstreams = ?d.upstreams, "serving cluster DNS to local containers");
-        agent.set_dns(
+        let names = names::NameSync::new(
+            id.clone(),
+            store.clone(),
             weft_dns::DnsServer::new(d.clone()),
             stats::dns_stats_file(&stats_path),
         );
-    }
+        AbortOnDrop(tokio::spawn(names.run_forever()))
+    });
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new();
     loop {
         let started = std::time::Instant::now();
         tokio::select! {
@@ -162,16 +167,8 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
                 // `run` only returns on trouble with the store; whatever it was, the datapath keeps
                 // the last state (traffic flows) and the agent lists and watches again.
                 let Err(e) = res;
-                if started.elapsed() > Duration::from_secs(30) {
-                    backoff = Duration::from_millis(200);
-                }
-                if is_store_trouble(&e) {
-                    tracing::warn!("store trouble, datapath kept as it is: {e:#}; retrying in {backoff:?}");
-                } else {
-                    tracing::error!("{e:#}; datapath kept as it is, retrying in {backoff:?}");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let wait = backoff.failed(started.elapsed(), &e, "datapath kept as it is");
+                tokio::time::sleep(wait).await;
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
@@ -189,6 +186,38 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// How long to wait before following the store again after a watch loop failed: from 200 ms,
+/// doubling up to 5 s, and from 200 ms again after a loop that ran for 30 s.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(5);
+    const RESET_AFTER: Duration = Duration::from_secs(30);
+
+    fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// Logs the failure of a loop that ran for `ran` (`kept`: what stays as it was meanwhile) and
+    /// returns the wait.
+    fn failed(&mut self, ran: Duration, e: &anyhow::Error, kept: &str) -> Duration {
+        if ran > Self::RESET_AFTER {
+            self.next = Self::FIRST;
+        }
+        let wait = self.next;
+        if is_store_trouble(e) {
+            tracing::warn!("store trouble, {kept}: {e:#}; retrying in {wait:?}");
+        } else {
+            tracing::error!("{e:#}; {kept}, retrying in {wait:?}");
+        }
+        self.next = (self.next * 2).min(Self::MAX);
+        wait
     }
 }
 

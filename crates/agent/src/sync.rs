@@ -1,9 +1,8 @@
 //! The watch loop and incremental reconciliation.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use weft_datapath::{Datapath, Removal};
@@ -11,9 +10,30 @@ use weft_engine::Engine;
 use weft_firewall::Firewall;
 use weft_model::{keys, Endpoint, HostReport, PeerReport, Record, SCHEMA_VERSION};
 use weft_reconcile::{desired, diff_network, firewall, ClusterState, HostFirewall, NetDesired};
-use weft_store::{EventKind, Store, StoreError};
+use weft_store::{Event, EventKind, Store, StoreError};
 
 use crate::Registration;
+
+/// What woke the watch loop.
+enum Step {
+    Events(Vec<Event>),
+    KeepAlive,
+    Resync,
+    Retry,
+    Report,
+}
+
+impl Step {
+    fn name(&self) -> &'static str {
+        match self {
+            Step::Events(_) => "events",
+            Step::KeepAlive => "keepalive",
+            Step::Resync => "resync",
+            Step::Retry => "retry",
+            Step::Report => "report",
+        }
+    }
+}
 
 pub struct Syncer {
     id: String,
@@ -32,11 +52,6 @@ pub struct Syncer {
     resync_every: Duration,
     /// The userspace engine, for the handshake state of encrypted networks' peers.
     engine: Option<Arc<Engine>>,
-    /// The resolver of local containers, and where its counters go.
-    dns: Option<(weft_dns::DnsServer, PathBuf)>,
-    dns_stats: Option<weft_dns::DnsStats>,
-    /// Local containers as of the last DNS update.
-    dns_local: BTreeSet<String>,
     /// The last error programming each network, so a failure retried every second is logged
     /// once (and again when it changes), not every time.
     errors: BTreeMap<String, String>,
@@ -50,9 +65,6 @@ pub struct Syncer {
 /// How often the peer report is refreshed while encrypted networks are carried (their
 /// handshake states change without any change in the store).
 const REPORT_EVERY: Duration = Duration::from_secs(3);
-
-/// How often resolvers are checked against their containers' namespaces, and counters written.
-const DNS_TICK: Duration = Duration::from_secs(1);
 
 impl Syncer {
     pub fn new(
@@ -74,9 +86,6 @@ impl Syncer {
             reported: None,
             resync_every: Duration::from_secs(30),
             engine: None,
-            dns: None,
-            dns_stats: None,
-            dns_local: BTreeSet::new(),
             errors: BTreeMap::new(),
             firewall,
             fw_applied: None,
@@ -92,57 +101,6 @@ impl Syncer {
         self.engine = engine;
     }
 
-    pub fn set_dns(&mut self, dns: weft_dns::DnsServer, stats_file: PathBuf) {
-        self.dns = Some((dns, stats_file));
-    }
-
-    /// Names from the whole cluster; a resolver in every local container, for its networks.
-    /// Before the datapath: answering names is cheap, and it is what a new container asks first.
-    async fn update_dns(&mut self) {
-        let Some((dns, _)) = &mut self.dns else {
-            return;
-        };
-        dns.set_names(self.state.networks.values(), self.state.endpoints.values());
-        let mut local: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for e in self
-            .state
-            .endpoints_on(&self.id)
-            .filter(|e| e.kind.is_container())
-        {
-            local
-                .entry(e.container.clone())
-                .or_default()
-                .push(e.network.clone());
-        }
-        for nets in local.values_mut() {
-            nets.dedup();
-        }
-        // The resolv.conf of named containers follows too (attach and detach write it first).
-        let domain = dns.config().domain.clone();
-        for gone in self.dns_local.iter().filter(|c| !local.contains_key(*c)) {
-            if let Err(e) = weft_control::resolver::sync_file(gone, Some(&domain), &[]) {
-                tracing::warn!("{e:#}");
-            }
-        }
-        for (c, nets) in &local {
-            if let Err(e) = weft_control::resolver::sync_file(c, Some(&domain), nets) {
-                tracing::warn!("{e:#}");
-            }
-        }
-        self.dns_local = local.keys().cloned().collect();
-        dns.set_local(local).await;
-    }
-
-    /// Closes resolvers of containers gone without a detach, retries failed ones, and writes the
-    /// counters.
-    async fn tick_dns(&mut self) {
-        let Some((dns, path)) = &mut self.dns else {
-            return;
-        };
-        dns.refresh().await;
-        crate::stats::write_dns_stats(path, &dns.stats(), &mut self.dns_stats);
-    }
-
     /// Lists, reconciles fully, then follows the watch until it fails (it returns only errors).
     pub async fn run(&mut self) -> Result<std::convert::Infallible> {
         let (state, rev) = crate::load_state(self.store.as_ref()).await?;
@@ -151,22 +109,28 @@ impl Syncer {
             self.restore_registration().await?;
         }
         self.remember_local();
-        self.update_dns().await;
         self.converge(true).await;
         let mut watch = self.store.watch(keys::ROOT, rev + 1).await?;
         let mut keepalive = tokio::time::interval(self.reg.ttl() / 3);
         let mut resync = tokio::time::interval(self.resync_every);
         let mut retry = tokio::time::interval(Duration::from_secs(1));
         let mut report = tokio::time::interval(REPORT_EVERY);
-        let mut dns_tick = tokio::time::interval(DNS_TICK);
         resync.tick().await;
         loop {
-            tokio::select! {
-                batch = watch.events.recv() => {
-                    let events = match batch {
-                        None => return Err(StoreError::Unavailable("watch ended".into()).into()),
-                        Some(r) => r?,
-                    };
+            let step = tokio::select! {
+                batch = watch.events.recv() => match batch {
+                    None => return Err(StoreError::Unavailable("watch ended".into()).into()),
+                    Some(r) => Step::Events(r?),
+                },
+                _ = keepalive.tick() => Step::KeepAlive,
+                _ = resync.tick() => Step::Resync,
+                _ = retry.tick(), if !self.dirty.is_empty() || self.fw_applied.is_none() => Step::Retry,
+                _ = report.tick(), if self.applied.values().any(|d| d.encrypted) => Step::Report,
+            };
+            let started = Instant::now();
+            let what = step.name();
+            match step {
+                Step::Events(events) => {
                     // Agents' reports change no datapath.
                     if events.iter().all(|e| e.kv.key.starts_with(keys::STATUS)) {
                         continue;
@@ -186,19 +150,24 @@ impl Syncer {
                         continue;
                     }
                     self.remember_local();
-                    self.update_dns().await;
                     self.converge(false).await;
                 }
-                _ = keepalive.tick() => {
+                Step::KeepAlive => {
                     if !self.reg.keep_alive().await? {
                         self.restore_registration().await?;
                     }
                 }
-                _ = resync.tick() => self.converge(true).await,
-                _ = retry.tick(), if !self.dirty.is_empty() || self.fw_applied.is_none() => self.converge(false).await,
-                _ = report.tick(), if self.applied.values().any(|d| d.encrypted) => self.report().await,
-                _ = dns_tick.tick(), if self.dns.is_some() => self.tick_dns().await,
+                Step::Resync => self.converge(true).await,
+                Step::Retry => self.converge(false).await,
+                Step::Report => self.report().await,
             }
+            // What a step held up: store events wait until it is done.
+            tracing::debug!(
+                step = what,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                waiting = watch.events.len(),
+                "watch loop step"
+            );
         }
     }
 

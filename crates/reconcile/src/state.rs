@@ -53,6 +53,22 @@ impl ClusterState {
         self.endpoints.values().filter(move |e| e.host == host)
     }
 
+    /// The containers of `host` (as their endpoints name them) and the networks each is on:
+    /// who gets a resolver there, answering for which networks. `weft expose` endpoints are the
+    /// host itself, not a container.
+    pub fn containers_on(&self, host: &str) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for e in self.endpoints_on(host).filter(|e| e.kind.is_container()) {
+            out.entry(e.container.clone())
+                .or_default()
+                .push(e.network.clone());
+        }
+        for nets in out.values_mut() {
+            nets.dedup();
+        }
+        out
+    }
+
     pub fn endpoints_in<'a>(&'a self, network: &'a str) -> impl Iterator<Item = &'a Endpoint> + 'a {
         self.endpoints
             .range((network.to_string(), String::new())..)
@@ -89,5 +105,36 @@ mod tests {
         s.apply(&keys::host("h1"), None).unwrap();
         assert!(s.hosts.is_empty());
         s.apply("/weft/meta/whatever", Some(b"x")).unwrap();
+    }
+
+    #[test]
+    fn containers_on_a_host_with_their_networks() {
+        use crate::desired::tests::{cluster, endpoint};
+        use weft_model::EndpointKind;
+        let mut s = cluster();
+        // A second network for h3's container e3, and h3 exposed on "a" (not a container).
+        let mut again = endpoint("b", "g1", "h3", 9);
+        again.container = "e3".into();
+        s.apply(&keys::endpoint("b", "g1"), Some(&again.encode()))
+            .unwrap();
+        let mut exposed = endpoint("a", "x1", "h3", 10);
+        exposed.kind = EndpointKind::Host;
+        s.apply(&keys::endpoint("a", "x1"), Some(&exposed.encode()))
+            .unwrap();
+        let want = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
+            pairs
+                .iter()
+                .map(|(c, n)| (c.to_string(), n.iter().map(|n| n.to_string()).collect()))
+                .collect()
+        };
+        assert_eq!(
+            s.containers_on("h3"),
+            want(&[("e3", &["a", "b"]), ("e4", &["a"])])
+        );
+        assert_eq!(
+            s.containers_on("h2"),
+            want(&[("e2", &["a"]), ("f1", &["b"])])
+        );
+        assert!(s.containers_on("h9").is_empty());
     }
 }
