@@ -129,6 +129,10 @@ impl Syncer {
             };
             let started = Instant::now();
             let what = step.name();
+            let rev = match &step {
+                Step::Events(events) => events.last().map(|e| e.kv.mod_revision),
+                _ => None,
+            };
             match step {
                 Step::Events(events) => {
                     // Agents' reports change no datapath.
@@ -164,6 +168,7 @@ impl Syncer {
             // What a step held up: store events wait until it is done.
             tracing::debug!(
                 step = what,
+                rev,
                 ms = started.elapsed().as_secs_f64() * 1e3,
                 waiting = watch.events.len(),
                 "watch loop step"
