@@ -259,6 +259,10 @@ fn egress_expose_publish() {
     assert!(from_out.starts_with("192.0.2.254:"), "{from_out}");
     let from_h1 = call(&lab.netns("h1"), &published).expect("h1 reaches c1's published port");
     assert!(from_h1.starts_with(&format!("{H1}:")), "{from_h1}");
+    // At 127.0.0.1 too, as on Docker's bridge: c1 sees the flow come from its gateway.
+    let from_lo =
+        call(&lab.netns("h1"), "127.0.0.1:8080").expect("h1 reaches c1's port at 127.0.0.1");
+    assert!(from_lo.starts_with(&format!("{gw}:")), "{from_lo}");
     // And from a neighbour on the same bridge (hairpin), which c1 sees as the gateway.
     let from_c6 = call(&lab.netns("c6"), &published).expect("c6 reaches c1's published port");
     assert!(from_c6.starts_with(&format!("{gw}:")), "{from_c6}");
@@ -269,7 +273,7 @@ fn egress_expose_publish() {
         call(&lab.netns("s1"), &c1_direct).is_none(),
         "s1 reached c1 across networks"
     );
-    assert_eq!(server.join().unwrap().len(), 4);
+    assert_eq!(server.join().unwrap().len(), 5);
     assert!(
         udp_echo(
             &lab.netns("c1"),
