@@ -2,18 +2,96 @@
 //! transaction as its endpoint's record, so that two endpoints of one host never share one, even
 //! when attached at the same moment.
 
+use std::collections::BTreeSet;
+
 use anyhow::{bail, Result};
-use weft_model::{keys, Endpoint, PortClaim, Publish, Record, SCHEMA_VERSION};
-use weft_store::{Compare, LeaseId, Op, Store};
+use weft_model::{keys, Endpoint, Network, PortClaim, Proto, Publish, Record, SCHEMA_VERSION};
+use weft_store::{Compare, LeaseId, Op, Revision, Store};
 
 use crate::read;
 
-/// Refuses a port this host already publishes, naming its owner.
-pub async fn check_free(store: &dyn Store, host: &str, publish: &[Publish]) -> Result<()> {
-    for p in publish {
+/// Refuses to publish ports from a network whose containers have no way out.
+pub fn check_network(net: &Network, publish: &[Publish]) -> Result<()> {
+    if !publish.is_empty() && !net.egress {
+        bail!(
+            "network {} was created with --no-egress: its containers cannot answer outside callers, so it publishes no ports",
+            net.name
+        );
+    }
+    Ok(())
+}
+
+/// The host ports claimed on `host`, with their owners.
+pub async fn claimed(store: &dyn Store, host: &str) -> Result<Vec<(Proto, u16, PortClaim)>> {
+    let prefix = format!("{}{host}/", keys::PORTS);
+    let (claims, _) = read::list::<PortClaim>(store, &prefix).await?;
+    let mut out = Vec::with_capacity(claims.len());
+    for (c, kv) in claims {
+        let rest = &kv.key[prefix.len()..];
+        let parsed = rest.split_once('/').and_then(|(proto, port)| {
+            let proto = match proto {
+                "tcp" => Proto::Tcp,
+                "udp" => Proto::Udp,
+                _ => return None,
+            };
+            Some((proto, port.parse::<u16>().ok()?))
+        });
+        match parsed {
+            Some((proto, port)) => out.push((proto, port, c)),
+            None => bail!("unreadable port claim key {:?}", kv.key),
+        }
+    }
+    Ok(out)
+}
+
+/// Changes the ports a recorded endpoint publishes, in one transaction: the record (unchanged
+/// since `rev`, else nothing is written and false is returned) gets `publish`, the host ports it
+/// no longer publishes are released and the new ones claimed (each must be free). Returns the
+/// endpoint as written.
+pub async fn republish(
+    store: &dyn Store,
+    ep: &Endpoint,
+    rev: Revision,
+    mut publish: Vec<Publish>,
+    lease: LeaseId,
+) -> Result<Option<Endpoint>> {
+    publish.sort();
+    let key = |p: &Publish| keys::port(&ep.host, p.proto, p.host_port);
+    let old: BTreeSet<String> = ep.publish.iter().map(key).collect();
+    let new: BTreeSet<String> = publish.iter().map(key).collect();
+    let mut changed = ep.clone();
+    changed.publish = publish;
+    let mut compares = vec![Compare::ModRevision(
+        keys::endpoint(&ep.network, &ep.id),
+        rev,
+    )];
+    let mut ops = vec![Op::Put {
+        key: keys::endpoint(&ep.network, &ep.id),
+        value: changed.encode(),
+        lease: Some(lease),
+    }];
+    // Ports kept stay claimed as they are; those let go are released only if still this one's.
+    let mut gone = ep.clone();
+    gone.publish.retain(|p| !new.contains(&key(p)));
+    ops.extend(release(store, &gone).await?);
+    let mut added = changed.clone();
+    added.publish.retain(|p| !old.contains(&key(p)));
+    let (c, o) = claim(&added, lease);
+    compares.extend(c);
+    ops.extend(o);
+    Ok(store.txn(compares, ops).await?.succeeded.then_some(changed))
+}
+
+/// Refuses a port of `ep` that its host already publishes for another endpoint, naming the owner.
+pub async fn check_free(store: &dyn Store, ep: &Endpoint) -> Result<()> {
+    let host = &ep.host;
+    for p in &ep.publish {
         if let Some((c, _)) =
             read::get::<PortClaim>(store, &keys::port(host, p.proto, p.host_port)).await?
         {
+            if c.endpoint == ep.id && c.network == ep.network {
+                continue;
+            }
             bail!(
                 "host port {}/{} is already published on host {host} (by endpoint {} of network {})",
                 p.host_port,
