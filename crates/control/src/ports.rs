@@ -140,3 +140,124 @@ pub async fn release(store: &dyn Store, ep: &Endpoint) -> Result<Vec<Op>> {
     }
     Ok(ops)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use weft_model::Mac;
+    use weft_store_embedded::SqliteStore;
+
+    fn ep(id: &str) -> Endpoint {
+        Endpoint {
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            network: "prod".into(),
+            host: "h1".into(),
+            container: String::new(),
+            ifname: "eth".into(),
+            host_ifname: format!("wve{id}"),
+            mac: Mac::ZERO,
+            ipv4: "10.0.0.2/24".parse().unwrap(),
+            ipv6: None,
+            names: vec![],
+            labels: Default::default(),
+            kind: Default::default(),
+            publish: vec![],
+        }
+    }
+
+    fn ps(specs: &[&str]) -> Vec<Publish> {
+        specs.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    /// Writes the record and returns its revision.
+    async fn put(store: &dyn Store, e: &Endpoint, lease: LeaseId) -> Revision {
+        store
+            .put(&keys::endpoint(&e.network, &e.id), e.encode(), Some(lease))
+            .await
+            .unwrap()
+    }
+
+    async fn owners(store: &dyn Store) -> Vec<String> {
+        claimed(store, "h1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(proto, port, c)| format!("{port}/{proto}={}", c.endpoint))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn republish_claims_keeps_and_releases_in_one_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let store: &dyn Store = &store;
+        let lease = store.grant_lease(Duration::from_secs(60)).await.unwrap();
+        let a = ep("a");
+        let rev = put(store, &a, lease).await;
+        let a = republish(store, &a, rev, ps(&["8080:80", "5353:53/udp"]), lease)
+            .await
+            .unwrap()
+            .expect("free ports");
+        assert_eq!(a.publish, ps(&["5353:53/udp", "8080:80"]));
+        assert_eq!(owners(store).await, vec!["8080/tcp=a", "5353/udp=a"]);
+
+        // Another endpoint asking for a taken port: refused by the check naming the owner, and
+        // by the transaction if it raced past it; its record and the claims stay as they were.
+        let b = ep("b");
+        let brev = put(store, &b, lease).await;
+        let mut want = b.clone();
+        want.publish = ps(&["9090:90", "8080:80"]);
+        let e = check_free(store, &want).await.unwrap_err().to_string();
+        assert!(
+            e.contains("host port 8080/tcp is already published on host h1 (by endpoint a of network prod)"),
+            "{e}"
+        );
+        assert!(republish(store, &b, brev, want.publish.clone(), lease)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(owners(store).await, vec!["8080/tcp=a", "5353/udp=a"]);
+        let (stored, _) = read::get::<Endpoint>(store, &keys::endpoint("prod", "b"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.publish.is_empty());
+
+        // An endpoint's own ports are free to it; a stale revision changes nothing.
+        let mut again = a.clone();
+        again.publish = ps(&["8080:80"]);
+        check_free(store, &again).await.unwrap();
+        assert!(republish(store, &a, rev, ps(&[]), lease)
+            .await
+            .unwrap()
+            .is_none());
+        let (_, kv) = read::get::<Endpoint>(store, &keys::endpoint("prod", "a"))
+            .await
+            .unwrap()
+            .unwrap();
+        let a = republish(
+            store,
+            &a,
+            kv.mod_revision,
+            ps(&["8080:80", "9090:90"]),
+            lease,
+        )
+        .await
+        .unwrap()
+        .expect("kept, released and claimed");
+        assert_eq!(owners(store).await, vec!["8080/tcp=a", "9090/tcp=a"]);
+
+        // Nothing published: every claim released.
+        let (_, kv) = read::get::<Endpoint>(store, &keys::endpoint("prod", "a"))
+            .await
+            .unwrap()
+            .unwrap();
+        republish(store, &a, kv.mod_revision, vec![], lease)
+            .await
+            .unwrap()
+            .expect("released");
+        assert!(owners(store).await.is_empty());
+    }
+}
