@@ -1,7 +1,8 @@
 //! `docker run -p` on a weft network, end to end against real Docker engines: the bindings
 //! Docker hands the driver become the endpoint's published ports (claimed in the store, DNAT in
 //! weft's firewall), reachable on the host's underlay address from the lab's outside and from
-//! another host, refused when the host port is taken, and gone with the container.
+//! another host, refused when the host port is taken, and gone with the container (also when
+//! Docker crashed with it).
 
 mod common;
 
@@ -220,6 +221,25 @@ fn docker_run_publish() {
     answers(&out, &format!("{H1}:8080"), "c5");
     lab.docker_ok("h1", &["rm", "-f", "c5"]);
     assert_eq!(ports(&lab), start);
+
+    // Docker crashes with a publishing container while the agent is down: once both are back
+    // the ports are released (by the agent's stale-endpoint sweep or Docker's own clean-up at
+    // its start, whichever comes first) and the rules go.
+    let o = run(&lab, "h1", "c6", &["8080:80"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    answers(&out, &format!("{H1}:8080"), "c6");
+    assert!(lab.lab(&["agent", "kill", "h1"]).status.success());
+    let o = lab.lab(&["docker", "kill", "h1"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    assert!(lab.lab(&["agent", "start", "h1"]).status.success());
+    lab.docker_start("h1");
+    assert!(
+        eventually(Duration::from_secs(10), || ports(&lab) == start
+            && !ruleset(&lab, "h1").contains("dport 8080")),
+        "ports of c6 left: {}",
+        ports(&lab)
+    );
+    lab.docker_ok("h1", &["rm", "-f", "c6"]);
     for h in ["h1", "h2"] {
         lab.docker_ok(h, &["network", "rm", NET]);
     }
