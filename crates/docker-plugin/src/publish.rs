@@ -43,7 +43,7 @@ impl Plugin {
             let Some((ep, kv)) = self.endpoint_kv(&r.endpoint_id).await? else {
                 return Err(anyhow!("endpoint {} was removed meanwhile", ep.id).into());
             };
-            // This endpoint's own claims are free to it (a repeated call keeps its ports).
+            // This endpoint's own claims are free to it: a repeated call keeps its fixed ports.
             let taken: HashSet<_> = ports::claimed(store, &self.host)
                 .await?
                 .into_iter()
