@@ -163,6 +163,8 @@ fn docker_run_publish() {
     answers(&out, &format!("{H1}:8080"), "c1");
     answers(&lab.netns("h2"), &format!("{H1}:8080"), "c1");
     answers(&lab.netns("h1"), &format!("{H1}:8080"), "c1");
+    // And at 127.0.0.1 on h1, as Docker's bridge does.
+    answers(&lab.netns("h1"), "127.0.0.1:8080", "c1");
     answers(&out, &format!("{H1}:{dynamic}"), "c1");
     answers(&out, &format!("{H1}:9000"), "c1");
     // UDP: a server in c1's namespace on 5353, called at h1's address.
