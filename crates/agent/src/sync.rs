@@ -263,6 +263,11 @@ impl Syncer {
             };
             match res {
                 Ok(()) => {
+                    if !incremental && !self.applied.contains_key(name) {
+                        // A bridge the filter may have found missing (its loopback routing for
+                        // published ports is per device): write the filter again.
+                        self.fw_applied = None;
+                    }
                     self.applied.insert(name.clone(), d.clone());
                     self.dirty.remove(name);
                     if self.errors.remove(name).is_some() {

@@ -120,6 +120,81 @@ fn neigh_mac(lab: &Lab, container: &str, ip: &str) -> String {
     v[0]["lladdr"].as_str().unwrap_or_default().to_string()
 }
 
+/// Sends, from `ns`'s `eth0`, one TCP SYN to 127.0.0.1:`port` in an Ethernet frame addressed to
+/// `gw_mac`: what a container would do to reach its host's loopback services through a bridge
+/// that routes loopback addresses. Built by hand: no routing table lets a container send that.
+fn loopback_syn(ns: &str, src_mac: &str, gw_mac: &str, src: std::net::Ipv4Addr, port: u16) {
+    fn mac(s: &str) -> [u8; 6] {
+        let mut m = [0u8; 6];
+        for (b, x) in m.iter_mut().zip(s.split(':')) {
+            *b = u8::from_str_radix(x, 16).unwrap();
+        }
+        m
+    }
+    fn sum(data: &[u8]) -> u16 {
+        let mut acc = 0u32;
+        for c in data.chunks(2) {
+            acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        !(acc as u16)
+    }
+    let dst = std::net::Ipv4Addr::LOCALHOST;
+    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    ip.extend(src.octets());
+    ip.extend(dst.octets());
+    let c = sum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut tcp = Vec::new();
+    tcp.extend(40000u16.to_be_bytes());
+    tcp.extend(port.to_be_bytes());
+    tcp.extend([0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    let mut pseudo = Vec::new();
+    pseudo.extend(src.octets());
+    pseudo.extend(dst.octets());
+    pseudo.extend([0, 6, 0, 20]);
+    pseudo.extend(&tcp);
+    let c = sum(&pseudo);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    let mut frame = Vec::new();
+    frame.extend(mac(gw_mac));
+    frame.extend(mac(src_mac));
+    frame.extend([0x08, 0x00]);
+    frame.extend(ip);
+    frame.extend(tcp);
+    in_netns(ns, move || {
+        // SAFETY: plain socket calls on a descriptor owned here; sockaddr_ll is plain data.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(
+                fd >= 0,
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let mut sa: libc::sockaddr_ll = std::mem::zeroed();
+            sa.sll_family = libc::AF_PACKET as u16;
+            sa.sll_ifindex = libc::if_nametoindex(c"eth0".as_ptr()) as i32;
+            sa.sll_halen = 6;
+            sa.sll_addr[..6].copy_from_slice(&frame[..6]);
+            let n = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&sa as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            assert_eq!(n, frame.len() as isize, "sending the frame: {err}");
+        }
+    })
+    .join()
+    .unwrap();
+}
+
 /// Packets that `bridge weft` stopped on their way out of `host`'s uplinks, on the rules whose
 /// text contains `needle` (`arp daddr ip GW `, `nd-neighbor-solicit`…).
 fn stopped(lab: &Lab, host: &str, needle: &str) -> u64 {
@@ -259,6 +334,36 @@ fn egress_expose_publish() {
     assert!(from_out.starts_with("192.0.2.254:"), "{from_out}");
     let from_h1 = call(&lab.netns("h1"), &published).expect("h1 reaches c1's published port");
     assert!(from_h1.starts_with(&format!("{H1}:")), "{from_h1}");
+    // At 127.0.0.1 too, as on Docker's bridge: c1 sees the flow come from its gateway.
+    let from_lo =
+        call(&lab.netns("h1"), "127.0.0.1:8080").expect("h1 reaches c1's port at 127.0.0.1");
+    assert!(from_lo.starts_with(&format!("{gw}:")), "{from_lo}");
+    // But a container cannot use that to reach the host's own loopback services: a SYN to
+    // 127.0.0.1 through the bridge is dropped (counted) before anything answers it.
+    let guard = || {
+        let chain = ok(&lab, "h1", &["nft", "list", "chain", "inet", "weft", "raw"]);
+        chain
+            .lines()
+            .find(|l| l.contains("no loopback destination"))
+            .and_then(|l| l.split("packets ").nth(1))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no counter on the loopback guard:\n{chain}"))
+    };
+    let before = guard();
+    let c6_mac = ok(&lab, "c6", &["cat", "/sys/class/net/eth0/address"]);
+    let c6_ip: std::net::Ipv4Addr = lab.ip4("c6", PROD).parse().unwrap();
+    loopback_syn(
+        &lab.netns("c6"),
+        c6_mac.trim(),
+        &bridge_mac(&lab, "h1", vni),
+        c6_ip,
+        22,
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || guard() > before),
+        "the SYN to 127.0.0.1 from c6 was not stopped"
+    );
     // And from a neighbour on the same bridge (hairpin), which c1 sees as the gateway.
     let from_c6 = call(&lab.netns("c6"), &published).expect("c6 reaches c1's published port");
     assert!(from_c6.starts_with(&format!("{gw}:")), "{from_c6}");
@@ -269,7 +374,7 @@ fn egress_expose_publish() {
         call(&lab.netns("s1"), &c1_direct).is_none(),
         "s1 reached c1 across networks"
     );
-    assert_eq!(server.join().unwrap().len(), 4);
+    assert_eq!(server.join().unwrap().len(), 5);
     assert!(
         udp_echo(
             &lab.netns("c1"),

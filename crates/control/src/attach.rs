@@ -71,12 +71,7 @@ pub async fn attach(store: &dyn Store, req: &AttachRequest) -> Result<AttachOutc
     let mut publish = weft_model::ports::parse_all(&req.publish)?;
     publish.sort();
     let net = networks::get(store, &req.network).await?;
-    if !publish.is_empty() && !net.egress {
-        bail!(
-            "network {} was created with --no-egress: its containers cannot answer outside callers, so it publishes no ports",
-            net.name
-        );
-    }
+    ports::check_network(&net, &publish)?;
     let (want4, want6) = requested_addresses(&net, &req.ips)?;
     let target: NetnsTarget = req.target.parse().map_err(|e| anyhow!("{e}"))?;
     let container = target.path().display().to_string();
@@ -261,7 +256,7 @@ pub(crate) async fn allocate_and_record(
     // Addresses others tried and lost in this loop are skipped on the next round.
     let mut lost: HashSet<IpAddr> = HashSet::new();
     for _ in 0..ALLOC_ATTEMPTS {
-        ports::check_free(store, &ep.host, &ep.publish).await?;
+        ports::check_free(store, ep).await?;
         let mut taken = crate::addresses::taken(store, &net.name).await?;
         taken.extend(lost.iter().copied());
         let a4 = match want4 {

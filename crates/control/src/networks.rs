@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use ipnet::IpNet;
 use serde::Serialize;
 use weft_model::{
-    keys, validate, Allocation, DatapathChoice, Encap, Endpoint, Network, Record,
+    keys, validate, Allocation, DatapathChoice, Encap, Endpoint, Network, PortClaim, Record,
     DEFAULT_UNDERLAY_MTU, ENCRYPTED_OVERHEAD_V4, GRE_OVERHEAD_V4, SCHEMA_VERSION,
     VXLAN_OVERHEAD_V4,
 };
@@ -180,6 +180,8 @@ pub struct NetworkDetail {
     pub network: Network,
     pub endpoints: Vec<Endpoint>,
     pub allocations: BTreeMap<String, Allocation>,
+    /// The host ports its endpoints publish, as `HOST/PROTO/PORT`.
+    pub ports: BTreeMap<String, PortClaim>,
 }
 
 pub async fn inspect(store: &dyn Store, name: &str) -> Result<NetworkDetail> {
@@ -191,10 +193,17 @@ pub async fn inspect(store: &dyn Store, name: &str) -> Result<NetworkDetail> {
         .into_iter()
         .map(|(a, kv)| (kv.key[prefix.len()..].to_string(), a))
         .collect();
+    let (claims, _) = read::list::<PortClaim>(store, keys::PORTS).await?;
+    let ports = claims
+        .into_iter()
+        .filter(|(c, _)| c.network == name)
+        .map(|(c, kv)| (kv.key[keys::PORTS.len()..].to_string(), c))
+        .collect();
     Ok(NetworkDetail {
         network,
         endpoints,
         allocations,
+        ports,
     })
 }
 

@@ -178,7 +178,7 @@ impl Plugin {
                 (LABEL_ENDPOINT.to_string(), r.endpoint_id.clone()),
             ]),
             kind: EndpointKind::Container,
-            // Docker publishes ports itself (its proxy and NAT rules), not through weft.
+            // Set by ProgramExternalConnectivity from `docker run -p`.
             publish: vec![],
         };
         let (_, lease) = hosts::registered(self.store.as_ref(), &self.host).await?;
@@ -315,12 +315,19 @@ impl Plugin {
 
     /// This host's endpoint record of a Docker endpoint.
     pub(crate) async fn endpoint(&self, docker_id: &str) -> Result<Option<Endpoint>, Failure> {
+        Ok(self.endpoint_kv(docker_id).await?.map(|(e, _)| e))
+    }
+
+    /// The same with its revision, for a change that must not overwrite another.
+    pub(crate) async fn endpoint_kv(
+        &self,
+        docker_id: &str,
+    ) -> Result<Option<(Endpoint, weft_store::KeyValue)>, Failure> {
         let id = pools::endpoint_id(docker_id).map_err(bad)?;
         let (eps, _) =
             weft_control::read::list::<Endpoint>(self.store.as_ref(), keys::ENDPOINTS).await?;
         Ok(eps
             .into_iter()
-            .map(|(e, _)| e)
-            .find(|e| e.id == id && e.host == self.host))
+            .find(|(e, _)| e.id == id && e.host == self.host))
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Modules by concern: [`protocol`] (the calls' bodies, pure), [`pools`] (pools, gateways and the
 //! mapping to weft networks, pure), [`docker_api`] (reading Docker's networks), [`plugin`] (the
-//! calls' dispatch), `ipam`, `driver` and `mapping` (each call's effect), [`cleanup`] (stale
+//! calls' dispatch), `ipam`, `driver`, `publish` and `mapping` (each call's effect), [`portmap`]
+//! (`docker run -p` as published ports, pure), [`cleanup`] (stale
 //! endpoints), [`firewall`] (Docker's FORWARD policy), [`http_client`], [`server`] (HTTP over the
 //! socket).
 
@@ -18,7 +19,9 @@ mod ipam;
 mod mapping;
 pub mod plugin;
 pub mod pools;
+pub mod portmap;
 pub mod protocol;
+mod publish;
 pub mod server;
 
 use std::path::PathBuf;

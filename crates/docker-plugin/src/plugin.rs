@@ -46,6 +46,15 @@ pub enum Failure {
     Failed(anyhow::Error),
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::BadRequest(e) => f.write_str(e),
+            Failure::Failed(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure::Failed(e.into())
@@ -105,8 +114,16 @@ impl Plugin {
                 Ok(json!({"Value": {}}))
             }
             Method::Join => self.join(req(body)?).await,
+            Method::ProgramExternalConnectivity => self.program_external(req(body)?).await,
+            Method::RevokeExternalConnectivity => {
+                let r: p::EndpointRef = req(body)?;
+                self.unpublish(&r.endpoint_id).await?;
+                Ok(json!({}))
+            }
             Method::Leave => {
                 let r: p::EndpointRef = req(body)?;
+                // Docker revokes first; a revoke lost on the way must not keep the ports.
+                self.unpublish(&r.endpoint_id).await?;
                 if let Some(ep) = self.endpoint(&r.endpoint_id).await? {
                     Netlink::open()?.delete_link(&ep.host_ifname).await?;
                 }

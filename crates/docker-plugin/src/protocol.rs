@@ -29,8 +29,11 @@ pub enum Method {
     EndpointOperInfo,
     Join,
     Leave,
+    /// The container's ports published on its host (`docker run -p`), and taken back.
+    ProgramExternalConnectivity,
+    RevokeExternalConnectivity,
     /// Calls a local-scope driver has no use for, answered with success as the protocol allows:
-    /// DiscoverNew/DiscoverDelete, Program/RevokeExternalConnectivity, Allocate/FreeNetwork.
+    /// DiscoverNew/DiscoverDelete, Allocate/FreeNetwork.
     Ignored,
     IpamGetCapabilities,
     GetDefaultAddressSpaces,
@@ -52,10 +55,10 @@ impl Method {
             "/NetworkDriver.EndpointOperInfo" => Method::EndpointOperInfo,
             "/NetworkDriver.Join" => Method::Join,
             "/NetworkDriver.Leave" => Method::Leave,
+            "/NetworkDriver.ProgramExternalConnectivity" => Method::ProgramExternalConnectivity,
+            "/NetworkDriver.RevokeExternalConnectivity" => Method::RevokeExternalConnectivity,
             "/NetworkDriver.DiscoverNew"
             | "/NetworkDriver.DiscoverDelete"
-            | "/NetworkDriver.ProgramExternalConnectivity"
-            | "/NetworkDriver.RevokeExternalConnectivity"
             | "/NetworkDriver.AllocateNetwork"
             | "/NetworkDriver.FreeNetwork" => Method::Ignored,
             "/IpamDriver.GetCapabilities" => Method::IpamGetCapabilities,
@@ -153,6 +156,19 @@ pub struct Join {
     pub sandbox_key: String,
 }
 
+/// `ProgramExternalConnectivity`: the options are the container's sandbox labels, among them
+/// its port bindings ([`crate::portmap::OPT_PORTMAP`]).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProgramExternalConnectivity {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, Value>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RequestPool {
@@ -242,6 +258,10 @@ mod tests {
         assert_eq!(
             Method::from_path("/NetworkDriver.DiscoverNew"),
             Some(Method::Ignored)
+        );
+        assert_eq!(
+            Method::from_path("/NetworkDriver.RevokeExternalConnectivity"),
+            Some(Method::RevokeExternalConnectivity)
         );
         assert_eq!(Method::from_path("/NetworkDriver.Nope"), None);
         assert_eq!(

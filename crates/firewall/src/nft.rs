@@ -1,5 +1,6 @@
 //! The nftables backend: hands the batch to `nft -j` (through the `nftables` crate) in the
-//! caller's network namespace, and turns on forwarding where the networks need it.
+//! caller's network namespace, and turns on forwarding (and, on bridges with published ports,
+//! loopback routing) where the networks need it.
 
 use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
@@ -55,11 +56,36 @@ impl Firewall for NftFirewall {
         if v6 {
             sysctl::set(None, FORWARD_V6, "1").context("turning on IPv6 forwarding")?;
         }
+        // A bridge routes loopback addresses only while it has published ports (so the host
+        // reaches them at 127.0.0.1), and only while the rule that keeps containers off the
+        // host's loopback is in place: turned off before the rules change, on after.
+        let localnet = |on: bool| -> Result<()> {
+            for n in fw
+                .networks
+                .values()
+                .filter(|n| n.published.is_empty() != on)
+            {
+                // A bridge the datapath has not made yet: the agent writes the filter again
+                // once it has.
+                if !std::path::Path::new("/proc/sys/net/ipv4/conf")
+                    .join(&n.bridge)
+                    .exists()
+                {
+                    continue;
+                }
+                let key = format!("net.ipv4.conf.{}.route_localnet", n.bridge);
+                sysctl::set(None, &key, if on { "1" } else { "0" })
+                    .with_context(|| format!("setting {key}"))?;
+            }
+            Ok(())
+        };
+        localnet(false)?;
         let batch = rules::ruleset(fw);
         helper::apply_ruleset_async(&batch)
             .await
             .map_err(explain)
-            .context("writing weft's nftables tables")
+            .context("writing weft's nftables tables")?;
+        localnet(true)
     }
 
     async fn in_place(&self, fw: &HostFirewall) -> Result<bool> {

@@ -36,12 +36,15 @@ use weft_reconcile::{HostFirewall, NetFirewall, PublishedPort};
 use crate::TABLE;
 
 /// Chain priorities: nftables' named ones (`filter`, `dstnat`, `srcnat`).
+const PRIO_RAW: i32 = -300;
 const PRIO_FILTER: i32 = 0;
 const PRIO_DSTNAT: i32 = -100;
 const PRIO_SRCNAT: i32 = 100;
 
 type Expr = Expression<'static>;
 type Stmt = Statement<'static>;
+
+const LOOPBACK4: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 0);
 
 fn s(x: impl ToString) -> Expr {
     Expression::String(Cow::Owned(x.to_string()))
@@ -295,7 +298,27 @@ fn inet_table(t: &mut Tables, fw: &HostFirewall) {
         NfHook::Postrouting,
         PRIO_SRCNAT,
     );
+    t.chain(f, "raw", NfChainType::Filter, NfHook::Prerouting, PRIO_RAW);
     if fw.networks.values().any(|n| !n.published.is_empty()) {
+        // Bridges with published ports route loopback addresses (`route_localnet`, so the host
+        // reaches a port at 127.0.0.1), which would also let a container address the host's
+        // loopback services: nothing addressed to 127.0.0.0/8 may come in from a bridge. Before
+        // connection tracking, so a reply to a translated flow (addressed to the gateway until
+        // it is untranslated) is not hit.
+        t.rule(
+            f,
+            "raw",
+            "weft: no loopback destination arrives from a bridge".into(),
+            vec![
+                is(
+                    meta(MetaKey::Iifname),
+                    s(format!("{}*", weft_reconcile::names::BRIDGE_PREFIX)),
+                ),
+                is(field("ip", "daddr"), prefix(LOOPBACK4.into(), 8)),
+                counter(),
+                drop(),
+            ],
+        );
         // A published port is offered on the host's addresses to everyone, containers of other
         // networks on this host included: translated flows pass before the isolation rules.
         t.rule(
@@ -354,6 +377,19 @@ fn inet_table(t: &mut Tables, fw: &HostFirewall) {
                     Statement::Masquerade(None),
                 ],
             );
+            // The host calling 127.0.0.1:PORT: a container cannot answer a loopback source,
+            // so the flow leaves with the gateway's address.
+            t.rule(
+                f,
+                "postrouting",
+                format!("weft: published ports of network {name} reached at 127.0.0.1"),
+                vec![
+                    is(field("ip", "saddr"), prefix(LOOPBACK4.into(), 8)),
+                    is(meta(MetaKey::Oifname), br()),
+                    ct_status_dnat(),
+                    Statement::Masquerade(None),
+                ],
+            );
         }
     }
 }
@@ -398,14 +434,10 @@ fn publish(t: &mut Tables, name: &str, p: &PublishedPort) {
         };
         for chain in ["prerouting", "output"] {
             let mut expr = vec![is(meta(MetaKey::Nfproto), s(nfproto)), to_local_address()];
-            if chain == "output" {
-                // Loopback sources cannot be routed to a bridge: the host reaches the port at
-                // its other addresses.
-                let lo = match family {
-                    NATFamily::IP => prefix("127.0.0.0".parse().expect("valid"), 8),
-                    NATFamily::IP6 => s("::1"),
-                };
-                expr.push(is_not(field(l3, "daddr"), lo));
+            if chain == "output" && family == NATFamily::IP6 {
+                // IPv6 has no `route_localnet`: ::1 can never be routed to a bridge, so the host
+                // reaches an IPv6 port at its other addresses. (127.0.0.1 works: see `raw`.)
+                expr.push(is_not(field(l3, "daddr"), s("::1")));
             }
             expr.push(is(
                 field(proto, "dport"),
@@ -559,7 +591,17 @@ mod tests {
             );
             assert!(r.contains(r#""fib""#), "{r}");
         }
-        assert!(tcp[1].contains("127.0.0.0"));
+        // The host reaches it at 127.0.0.1 too: no loopback exclusion in output for IPv4…
+        assert!(!tcp[1].contains("127.0.0.0"), "{}", tcp[1]);
+        let lo = rules_with(&l, "reached at 127.0.0.1");
+        assert_eq!(lo.len(), 1);
+        assert!(lo[0].contains(r#""chain":"postrouting""#) && lo[0].contains("127.0.0.0"));
+        assert!(lo[0].contains("masquerade"), "{}", lo[0]);
+        // …and nothing for the loopback comes in from a bridge, before conntrack.
+        let guard = rules_with(&l, "no loopback destination");
+        assert_eq!(guard.len(), 1);
+        assert!(guard[0].contains(r#""chain":"raw""#) && guard[0].contains("drop"));
+        assert!(rules_with(&lines(&fw(true, &[])), "no loopback destination").is_empty());
         let open = rules_with(&l, "reachable from every network");
         assert_eq!(open.len(), 1);
         assert!(open[0].contains(r#""chain":"forward""#) && open[0].contains("accept"));

@@ -11,8 +11,11 @@
 //! * Watches poll the log for `rev > last scanned` from a snapshot, which is why they can neither
 //!   miss, duplicate nor reorder events, whichever process wrote them.
 //! * Leases are rows with an absolute expiry (wall clock, shared by all processes). Any process
-//!   sweeps expired leases: at the start of every write and from its background poller, so keys
-//!   vanish as long as one process has the store open.
+//!   sweeps expired leases: at the start of every write and from its background poller, which
+//!   wakes when the earliest lease is due, so keys vanish as long as one process has the store
+//!   open.
+//! * Commits by other processes reach this process's watches through inotify on the store's
+//!   directory (`changes`), or by polling where inotify is unavailable.
 //! * The log is compacted to the last [`SqliteOptions::retain_revisions`] revisions; a watch from
 //!   before that gets [`StoreError::Compacted`].
 
@@ -32,6 +35,9 @@ use weft_store::{
     Compare, Event, EventKind, KeyValue, LeaseId, Op, Result, Revision, Store, StoreError,
     TxnResult, Watch,
 };
+
+mod changes;
+use changes::{Bell, Changes, Woken};
 
 const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
@@ -80,9 +86,11 @@ const POOL_IDLE_MAX: usize = 8;
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     /// How often the background poller looks for commits by other processes while watches are
-    /// open. Cross-process watch latency is about this (same-process writes wake watches at once).
+    /// open, where inotify cannot tell it (with inotify: once a second, as a safety net).
+    /// Same-process writes wake watches at once.
     pub poll_interval: Duration,
-    /// How often the poller looks for expired leases (the check is one indexed read).
+    /// The longest time between two looks for expired leases; the poller also wakes when the
+    /// earliest lease falls due, and after any commit (which may have added or renewed one).
     pub sweep_interval: Duration,
     /// Revisions kept in the change log for watches that start in the past.
     pub retain_revisions: i64,
@@ -94,7 +102,7 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_millis(5),
-            sweep_interval: Duration::from_millis(50),
+            sweep_interval: Duration::from_secs(1),
             retain_revisions: 10_000,
             busy_timeout: Duration::from_secs(10),
         }
@@ -123,13 +131,14 @@ struct Shared {
 struct Inner {
     shared: Arc<Shared>,
     pool: Mutex<Vec<Connection>>,
-    poller: thread::Thread,
+    /// Wakes the poller thread.
+    poller: Bell,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        self.poller.unpark();
+        self.poller.ring();
     }
 }
 
@@ -188,15 +197,15 @@ impl SqliteStore {
             rev_tx,
             stop: AtomicBool::new(false),
         });
-        let poller = {
+        let (changes, poller) =
+            Changes::new(path).map_err(|e| ctx("watching its directory", &e))?;
+        {
             let shared = shared.clone();
             thread::Builder::new()
                 .name("weft-store-poll".into())
-                .spawn(move || poll_loop(&shared))
-                .map_err(|e| ctx("starting the poller thread", &e))?
-                .thread()
-                .clone()
-        };
+                .spawn(move || poll_loop(&shared, changes))
+                .map_err(|e| ctx("starting the poller thread", &e))?;
+        }
         tracing::debug!(path = %path.display(), rev, "opened embedded store");
         Ok(Self {
             inner: Arc::new(Inner {
@@ -687,16 +696,21 @@ fn read_log(
 // Background poller and watches
 // ---------------------------------------------------------------------------------------------
 
-/// One thread per open store: notices commits by other processes (only while this process
-/// watches something) and sweeps expired leases, so keys vanish even when nobody writes.
-fn poll_loop(shared: &Shared) {
+/// One thread per open store: notices commits by other processes (told by inotify; read only
+/// while this process watches something) and sweeps expired leases when the earliest is due, so
+/// keys vanish even when nobody writes. Idle, it sleeps.
+fn poll_loop(shared: &Shared, mut changes: Changes) {
+    // Safety net when inotify reports changes: a missed event costs at most this.
+    const RECHECK: Duration = Duration::from_secs(1);
     let mut conn: Option<Connection> = None;
-    let mut last_sweep = Instant::now();
+    // Look at everything on the first pass.
+    let mut changed = true;
+    let mut next_sweep = Instant::now();
     let mut failing = false;
     while !shared.stop.load(Ordering::Relaxed) {
         let watching = shared.rev_tx.receiver_count() > 0;
-        let sweep_due = last_sweep.elapsed() >= shared.opts.sweep_interval;
-        if watching || sweep_due {
+        let sweep_due = changed || Instant::now() >= next_sweep;
+        if (watching && changed) || sweep_due {
             let result = (|| -> Result<()> {
                 let c = match conn.as_mut() {
                     Some(c) => c,
@@ -707,17 +721,20 @@ fn poll_loop(shared: &Shared) {
                     shared.notify(rev);
                 }
                 if sweep_due {
-                    last_sweep = Instant::now();
-                    let expired = c
-                        .prepare_cached(
-                            "SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at_ms <= ?1)",
-                        )
-                        .and_then(|mut s| s.query_row([now_ms()], |r| r.get::<_, bool>(0)))
+                    let now = now_ms();
+                    let earliest: Option<i64> = c
+                        .prepare_cached("SELECT MIN(expires_at_ms) FROM leases")
+                        .and_then(|mut s| s.query_row([], |r| r.get(0)))
                         .map_err(db_err)?;
-                    if expired {
+                    if earliest.is_some_and(|t| t <= now) {
                         // `write` sweeps before running the (empty) body.
                         shared.write(c, |_| Ok(()))?;
+                        // The sweep's commit wakes this loop again, which looks at what is left.
                     }
+                    let until_due = earliest
+                        .map(|t| Duration::from_millis(t.saturating_sub(now).max(1) as u64))
+                        .unwrap_or(shared.opts.sweep_interval);
+                    next_sweep = Instant::now() + until_due.min(shared.opts.sweep_interval);
                 }
                 Ok(())
             })();
@@ -730,20 +747,30 @@ fn poll_loop(shared: &Shared) {
                     }
                     failing = true;
                     conn = None;
+                    next_sweep =
+                        Instant::now() + shared.opts.poll_interval.max(Duration::from_millis(10));
                 }
             }
         }
-        let nap = if shared.rev_tx.receiver_count() > 0 {
-            shared.opts.poll_interval
-        } else {
-            shared
-                .opts
-                .sweep_interval
-                .saturating_sub(last_sweep.elapsed())
-                .max(Duration::from_millis(1))
+        let watching = shared.rev_tx.receiver_count() > 0;
+        let mut nap = next_sweep
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        if watching {
+            let look = if changes.notifies() {
+                RECHECK
+            } else {
+                shared.opts.poll_interval
+            };
+            nap = nap.min(look);
+        }
+        changed = match changes.wait(nap) {
+            Woken::Changed => true,
+            // A new watch, or stop: look now.
+            Woken::Bell => true,
+            // Without inotify, every wake-up is a look; with it, the safety net's.
+            Woken::Timeout => watching,
         };
-        // `watch` unparks us, so a new watch does not wait out a long nap.
-        thread::park_timeout(nap);
     }
     tracing::debug!(path = %shared.path.display(), "store poller stopped");
 }
@@ -896,7 +923,7 @@ impl Store for SqliteStore {
     async fn watch(&self, prefix: &str, from: Revision) -> Result<Watch> {
         // Subscribe before reading the head, so no commit can slip between the two unnoticed.
         let rev_rx = self.inner.shared.rev_tx.subscribe();
-        self.inner.poller.unpark();
+        self.inner.poller.ring();
         let (head, oldest) = self.inner.run(|_, c| read_meta(c).map_err(db_err)).await?;
         let scanned = if from <= 0 {
             head

@@ -93,7 +93,7 @@ impl EtcdStore {
         };
         // The channel connects lazily: probe, so a wrong address fails here and clearly.
         let probe = store
-            .call(|| {
+            .call(Call::Safe, || {
                 let mut maintenance = store.client.maintenance_client();
                 async move { maintenance.status().await }
             })
@@ -108,12 +108,16 @@ impl EtcdStore {
         }
     }
 
-    /// Runs one etcd call under the request timeout. `make` builds the call afresh for each try:
-    /// a call that never reached etcd (its connection could not be made, e.g. to a member that is
-    /// down while others are up) is tried again, since the client spreads calls over the members.
-    /// A call that may have reached etcd is never repeated, so no write can apply twice.
+    /// Runs one etcd call under the request timeout. `make` builds the call afresh for each try.
+    /// Tried again: a call that never reached etcd (its connection could not be made, e.g. to a
+    /// member that is down while others are up: the client spreads calls over the members), one
+    /// that a member refused for want of a leader (nothing was proposed), and a `Safe` call
+    /// (a read, or one whose repetition changes nothing) that failed because the leader changed
+    /// under it, as happens during an election. A write that may have been proposed is never
+    /// repeated, so no write can apply twice.
     async fn call<T, F, Fut>(
         &self,
+        kind: Call,
         mut make: F,
     ) -> Result<std::result::Result<T, etcd_client::Error>>
     where
@@ -122,29 +126,45 @@ impl EtcdStore {
     {
         let deadline = tokio::time::Instant::now() + self.opts.request_timeout;
         let mut tries = 0u32;
+        let mut last: Option<etcd_client::Error> = None;
         loop {
-            let res = tokio::time::timeout_at(deadline, make())
-                .await
-                .map_err(|_| {
-                    StoreError::Unavailable(format!(
-                        "etcd at {} did not answer within {:?}",
-                        self.endpoints, self.opts.request_timeout
-                    ))
-                })?;
-            match res {
-                Err(e) if never_sent(&e) && tries < CONNECT_RETRIES => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(20 * u64::from(tries))).await;
-                }
-                other => return Ok(other),
+            let res = match tokio::time::timeout_at(deadline, make()).await {
+                Ok(res) => res,
+                // Out of time while retrying: the failure that made us retry says more.
+                Err(_) => match last {
+                    Some(e) => return Ok(Err(e)),
+                    None => {
+                        return Err(StoreError::Unavailable(format!(
+                            "etcd at {} did not answer within {:?}",
+                            self.endpoints, self.opts.request_timeout
+                        )))
+                    }
+                },
+            };
+            let e = match res {
+                Ok(v) => return Ok(Ok(v)),
+                Err(e) => e,
+            };
+            match retry(&error_text(&e), kind) {
+                // Nobody listening: a few quick tries (another member may take the call), then
+                // the error, rather than making a user wait out the whole timeout.
+                Retry::Connect if tries < CONNECT_RETRIES => {}
+                // An election takes about a second: keep trying until the deadline.
+                Retry::Election => {}
+                _ => return Ok(Err(e)),
             }
+            tries += 1;
+            tracing::debug!(endpoints = %self.endpoints, error = %e, tries, "retrying an etcd call");
+            last = Some(e);
+            let pause = Duration::from_millis(20 * u64::from(tries)).min(RETRY_PAUSE_MAX);
+            tokio::time::sleep(pause).await;
         }
     }
 
     /// The current store revision.
     async fn head_revision(&self) -> Result<Revision> {
         let resp = self
-            .call(|| {
+            .call(Call::Safe, || {
                 let mut kv = self.client.kv_client();
                 async move {
                     kv.get(vec![0], Some(GetOptions::new().with_count_only()))
@@ -162,7 +182,7 @@ impl EtcdStore {
             .with_range(end.to_vec())
             .with_start_revision(start);
         let (stream, first) = self
-            .call(|| {
+            .call(Call::Safe, || {
                 let mut wc = self.client.watch_client();
                 let opts = opts.clone();
                 async move {
@@ -209,13 +229,25 @@ impl EtcdStore {
     }
 }
 
+/// Longest pause between two tries of a call that may be repeated.
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(200);
+
 /// Tries of a call whose connection could not be made, before giving up.
 const CONNECT_RETRIES: u32 = 10;
 
-/// Whether a call failed before etcd acted on it: its connection could not be made, or the member
-/// had no leader to propose it to (during an election).
-fn never_sent(e: &etcd_client::Error) -> bool {
-    let text = match e {
+/// Whether repeating a call can change the store more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// A read, or a call whose repetition has the effect of one (lease refresh, revoke).
+    Safe,
+    /// A write: repeated only when it surely never reached a leader.
+    Write,
+}
+
+/// The text of a gRPC status with its sources, or of a transport error; empty for other errors
+/// (which are never retried).
+fn error_text(e: &etcd_client::Error) -> String {
+    match e {
         etcd_client::Error::GRpcStatus(s) => {
             let mut t = s.message().to_string();
             let mut src = std::error::Error::source(s);
@@ -226,11 +258,38 @@ fn never_sent(e: &etcd_client::Error) -> bool {
             t
         }
         etcd_client::Error::TransportError(t) => format!("{t:?}"),
-        _ => return false,
-    };
-    text.contains("tcp connect error")
+        _ => String::new(),
+    }
+}
+
+/// Why a failed call may be tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// It never reached etcd: the connection could not be made.
+    Connect,
+    /// An election: the member had no leader, so nothing was proposed ("etcdserver: no
+    /// leader"), or, for a `Safe` call, the leader changed while it was in flight.
+    Election,
+    No,
+}
+
+/// Whether a call that failed with `text` may be tried again. A leader change while a call was
+/// in flight ("etcdserver: leader changed", or a timeout "due to previous leader failure") may
+/// have let a write through, so only `Safe` calls repeat then.
+fn retry(text: &str, kind: Call) -> Retry {
+    let never_sent = text.contains("tcp connect error")
         || text.contains("ConnectError")
-        || text.contains("Connection refused")
+        || text.contains("Connection refused");
+    let never_proposed = text.contains("etcdserver: no leader");
+    let leader_changed =
+        text.contains("etcdserver: leader changed") || text.contains("previous leader failure");
+    if never_sent {
+        Retry::Connect
+    } else if never_proposed || (kind == Call::Safe && leader_changed) {
+        Retry::Election
+    } else {
+        Retry::No
+    }
 }
 
 fn map_err(endpoints: &str, e: etcd_client::Error) -> StoreError {
@@ -455,7 +514,7 @@ async fn watch_task(
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let resp = self
-            .call(|| {
+            .call(Call::Safe, || {
                 let mut kv = self.client.kv_client();
                 async move { kv.get(key, None).await }
             })
@@ -467,7 +526,7 @@ impl Store for EtcdStore {
     async fn put(&self, key: &str, value: Vec<u8>, lease: Option<LeaseId>) -> Result<Revision> {
         let opts = lease.map(|l| PutOptions::new().with_lease(l));
         let resp = self
-            .call(|| {
+            .call(Call::Write, || {
                 let mut kv = self.client.kv_client();
                 let (value, opts) = (value.clone(), opts.clone());
                 async move { kv.put(key, value, opts).await }
@@ -479,7 +538,7 @@ impl Store for EtcdStore {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         let resp = self
-            .call(|| {
+            .call(Call::Write, || {
                 let mut kv = self.client.kv_client();
                 async move { kv.delete(key, None).await }
             })
@@ -493,7 +552,7 @@ impl Store for EtcdStore {
             .when(to_etcd_compares(&compares))
             .and_then(ops.iter().map(to_etcd_op).collect::<Vec<_>>());
         let res = self
-            .call(|| {
+            .call(Call::Write, || {
                 let mut kv = self.client.kv_client();
                 let txn = txn.clone();
                 async move { kv.txn(txn).await }
@@ -537,7 +596,7 @@ impl Store for EtcdStore {
                     opts = opts.with_revision(rev);
                 }
                 let got = self
-                    .call(|| {
+                    .call(Call::Safe, || {
                         let mut kv = self.client.kv_client();
                         let (from, opts) = (from.clone(), opts.clone());
                         async move { kv.get(from, Some(opts)).await }
@@ -577,7 +636,7 @@ impl Store for EtcdStore {
             .with_revision(start)
             .with_count_only();
         let got = self
-            .call(|| {
+            .call(Call::Safe, || {
                 let mut kv = self.client.kv_client();
                 let (key, probe) = (key.clone(), probe.clone());
                 async move { kv.get(key, Some(probe)).await }
@@ -630,7 +689,7 @@ impl Store for EtcdStore {
         // etcd counts whole seconds: round up so a lease never lives shorter than asked.
         let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         let resp = self
-            .call(|| {
+            .call(Call::Write, || {
                 let mut lease = self.client.lease_client();
                 async move { lease.grant(secs.max(1) as i64, None).await }
             })
@@ -648,7 +707,7 @@ impl Store for EtcdStore {
     async fn keep_alive(&self, lease: LeaseId) -> Result<()> {
         // etcd-client's keep_alive sends one refresh and waits for its answer; the stream
         // closes when the returned handles drop.
-        self.call(|| {
+        self.call(Call::Safe, || {
             let mut client = self.client.lease_client();
             async move { client.keep_alive(lease).await }
         })
@@ -658,7 +717,7 @@ impl Store for EtcdStore {
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        self.call(|| {
+        self.call(Call::Write, || {
             let mut client = self.client.lease_client();
             async move { client.revoke(lease).await }
         })
@@ -669,7 +728,7 @@ impl Store for EtcdStore {
 
     async fn lease_ttl(&self, lease: LeaseId) -> Result<Option<Duration>> {
         let resp = self
-            .call(|| {
+            .call(Call::Safe, || {
                 let mut client = self.client.lease_client();
                 async move { client.time_to_live(lease, None).await }
             })
@@ -687,11 +746,36 @@ impl Store for EtcdStore {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_range;
+    use super::{prefix_range, retry, Call, Retry};
 
     #[test]
     fn prefix_ranges() {
         assert_eq!(prefix_range("a/"), (b"a/".to_vec(), b"a0".to_vec()));
         assert_eq!(prefix_range(""), (vec![0], vec![0]));
+    }
+
+    #[test]
+    fn which_failures_are_retried() {
+        let connect = "transport error: tcp connect error: Connection refused (os error 111)";
+        let no_leader = "etcdserver: no leader";
+        let changed = "etcdserver: leader changed";
+        let timed_out = "etcdserver: request timed out, possibly due to previous leader failure";
+        for kind in [Call::Safe, Call::Write] {
+            assert_eq!(retry(connect, kind), Retry::Connect);
+            assert_eq!(retry(no_leader, kind), Retry::Election);
+        }
+        // A write may have been committed by the new leader: never twice.
+        for text in [changed, timed_out] {
+            assert_eq!(retry(text, Call::Safe), Retry::Election);
+            assert_eq!(retry(text, Call::Write), Retry::No);
+        }
+        let others = [
+            "etcdserver: mvcc: required revision has been compacted",
+            "",
+            "lease not found",
+        ];
+        for other in others {
+            assert_eq!(retry(other, Call::Safe), Retry::No, "{other}");
+        }
     }
 }

@@ -26,13 +26,29 @@ fn init_tracing() {
         .try_init();
 }
 
-/// One etcd server for one test.
+/// One etcd server for one test (or one member of a test's cluster).
 struct Etcd {
     bin: PathBuf,
     dir: tempfile::TempDir,
+    name: String,
+    /// `--initial-cluster`: empty for a cluster of one.
+    cluster: String,
     client_port: u16,
     peer_port: u16,
     child: Option<Child>,
+}
+
+fn etcd_bin() -> PathBuf {
+    let bin = PathBuf::from(
+        std::env::var("WEFT_ETCD_BIN").unwrap_or_else(|_| "/usr/bin/etcd".to_string()),
+    );
+    assert!(
+        bin.is_file(),
+        "etcd not found at {} (install Debian's etcd-server, or set WEFT_ETCD_BIN): the etcd \
+         store tests need a real etcd",
+        bin.display()
+    );
+    bin
 }
 
 fn free_port() -> u16 {
@@ -44,21 +60,15 @@ fn free_port() -> u16 {
 
 impl Etcd {
     fn start() -> Self {
-        let bin = PathBuf::from(
-            std::env::var("WEFT_ETCD_BIN").unwrap_or_else(|_| "/usr/bin/etcd".to_string()),
-        );
-        assert!(
-            bin.is_file(),
-            "etcd not found at {} (install Debian's etcd-server, or set WEFT_ETCD_BIN): the etcd \
-             store tests need a real etcd",
-            bin.display()
-        );
+        let bin = etcd_bin();
         // A port picked here may be taken before etcd binds it: try a few pairs.
         let mut last_err = String::new();
         for _ in 0..3 {
             let mut etcd = Etcd {
                 bin: bin.clone(),
                 dir: tempfile::tempdir().expect("temp dir"),
+                name: "weft-test".into(),
+                cluster: String::new(),
                 client_port: free_port(),
                 peer_port: free_port(),
                 child: None,
@@ -84,8 +94,13 @@ impl Etcd {
             .append(true)
             .open(self.dir.path().join("etcd.log"))
             .expect("etcd log file");
+        let cluster = if self.cluster.is_empty() {
+            format!("{}={peer}", self.name)
+        } else {
+            self.cluster.clone()
+        };
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--name=weft-test")
+        cmd.arg(format!("--name={}", self.name))
             .arg(format!(
                 "--data-dir={}",
                 self.dir.path().join("data").display()
@@ -94,7 +109,7 @@ impl Etcd {
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=weft-test={peer}"))
+            .arg(format!("--initial-cluster={cluster}"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log);
@@ -142,12 +157,37 @@ impl Etcd {
     }
 
     fn health(&self) -> std::io::Result<bool> {
+        let body = self.http("GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        Ok(body.contains("\"health\":\"true\""))
+    }
+
+    /// One HTTP/1.0 exchange with the member's client port (etcd's gateway), whole answer.
+    fn http(&self, request: &str) -> std::io::Result<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.client_port))?;
         s.set_read_timeout(Some(Duration::from_secs(1)))?;
-        s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        s.write_all(request.as_bytes())?;
         let mut body = String::new();
         s.read_to_string(&mut body)?;
-        Ok(body.contains("\"health\":\"true\""))
+        Ok(body)
+    }
+
+    /// Whether this member is the cluster's leader (its status: leader == its own member id).
+    fn is_leader(&self) -> bool {
+        let body = "{}";
+        let req = format!(
+            "POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: \
+             application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let Ok(answer) = self.http(&req) else {
+            return false;
+        };
+        let field = |name: &str| {
+            let at = answer.find(&format!("\"{name}\":\""))? + name.len() + 4;
+            let end = answer[at..].find('"')?;
+            Some(answer[at..at + end].to_string())
+        };
+        matches!((field("member_id"), field("leader")), (Some(m), Some(l)) if m == l)
     }
 
     /// Kills etcd, leaves it down for `down`, and starts it again on the same data dir and ports.
@@ -309,4 +349,91 @@ async fn connect_error_names_the_endpoint() {
         "connect failure took {:?}",
         started.elapsed()
     );
+}
+
+/// Three members on 127.0.0.1, each with its own ports and data dir.
+fn start_cluster() -> Vec<Etcd> {
+    let bin = etcd_bin();
+    // As in `Etcd::start`: a port picked here may be taken before etcd binds it.
+    let mut last_err = String::new();
+    for _ in 0..3 {
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<Etcd> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &(client_port, peer_port))| Etcd {
+                bin: bin.clone(),
+                dir: tempfile::tempdir().expect("temp dir"),
+                name: format!("m{i}"),
+                cluster: cluster.clone(),
+                client_port,
+                peer_port,
+                child: None,
+            })
+            .collect();
+        // All three must be up before any can elect a leader.
+        for m in &mut members {
+            m.spawn();
+        }
+        match members
+            .iter_mut()
+            .map(|m| m.wait_healthy().map_err(|e| format!("{}: {e}", m.name)))
+            .collect::<Result<Vec<()>, String>>()
+        {
+            Ok(_) => return members,
+            Err(e) => last_err = e,
+        }
+    }
+    panic!("the etcd cluster did not become healthy: {last_err}");
+}
+
+/// Killing the leader starts an election, during which members answer "no leader" or "leader
+/// changed". Reads ride it out (they are retried within the request timeout); a write either
+/// succeeds or fails with an error (never applied twice), and writes work again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_survive_a_leader_election() {
+    init_tracing();
+    let mut members = start_cluster();
+    let endpoints: Vec<String> = members.iter().map(Etcd::endpoint).collect();
+    let store = EtcdStore::connect(&endpoints).await.expect("connect");
+    store.put("le/k", b"v".to_vec(), None).await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let leader = loop {
+        if let Some(i) = members.iter().position(Etcd::is_leader) {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no member reports being the leader"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    members[leader].kill();
+
+    // Reads straight through the election: every one must answer, with the value.
+    let started = Instant::now();
+    let mut reads = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let got = store.get("le/k").await;
+        let kv = got.unwrap_or_else(|e| panic!("read {reads} during the election failed: {e}"));
+        assert_eq!(kv.map(|kv| kv.value), Some(b"v".to_vec()));
+        reads += 1;
+    }
+    // Writes afterwards succeed; the list holds exactly what was written.
+    for i in 0..5 {
+        store
+            .put(&format!("le/after{i}"), b"x".to_vec(), None)
+            .await
+            .unwrap_or_else(|e| panic!("write {i} after the election: {e}"));
+    }
+    let (kvs, _) = store.list("le/after").await.unwrap();
+    assert_eq!(kvs.len(), 5);
+    eprintln!("{reads} reads through the election of a new leader (member m{leader} killed)");
 }

@@ -5,12 +5,17 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Runs `f` on a new thread inside the named network namespace (sockets keep it).
+/// Runs `f` on a new thread inside the named network namespace, or the one at a path such as
+/// `/proc/PID/ns/net` (sockets keep it).
 pub fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> JoinHandle<T> {
-    let path = format!("/run/netns/{ns}");
+    let path = if ns.starts_with('/') {
+        ns.to_string()
+    } else {
+        format!("/run/netns/{ns}")
+    };
     std::thread::spawn(move || {
         let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
         nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
