@@ -262,3 +262,69 @@ async fn resolve_underlay(given: Option<&str>) -> Result<IpAddr> {
 }
 
 pub(crate) use weft_control::state::load as load_state;
+
+/// Whether a watch batch holds only agents' reports (which change no datapath and name nobody).
+pub(crate) fn only_reports(events: &[weft_store::Event]) -> bool {
+    events
+        .iter()
+        .all(|e| e.kv.key.starts_with(weft_model::keys::STATUS))
+}
+
+/// Applies a watch batch to `state`; a record that cannot be read is left out, its error returned.
+pub(crate) fn apply_events(
+    state: &mut weft_reconcile::ClusterState,
+    events: &[weft_store::Event],
+) -> Vec<weft_model::ModelError> {
+    events
+        .iter()
+        .filter_map(|ev| {
+            let value = match ev.kind {
+                weft_store::EventKind::Put => Some(ev.kv.value.as_slice()),
+                weft_store::EventKind::Delete => None,
+            };
+            state.apply(&ev.kv.key, value).err()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_model::keys;
+    use weft_store::{Event, EventKind, KeyValue};
+
+    fn event(kind: EventKind, key: &str, value: &[u8]) -> Event {
+        Event {
+            kind,
+            kv: KeyValue {
+                key: key.into(),
+                value: value.to_vec(),
+                create_revision: 1,
+                mod_revision: 2,
+                lease: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_batch_of_reports_only() {
+        let report = event(EventKind::Put, &keys::status("h1"), b"{}");
+        let net = event(EventKind::Delete, &keys::network("prod"), b"");
+        assert!(only_reports(std::slice::from_ref(&report)));
+        assert!(!only_reports(&[report, net]));
+    }
+
+    #[test]
+    fn unreadable_records_are_returned_and_left_out() {
+        let mut state = weft_reconcile::ClusterState::default();
+        let errors = apply_events(
+            &mut state,
+            &[
+                event(EventKind::Put, &keys::network("prod"), b"not json"),
+                event(EventKind::Delete, &keys::endpoint("prod", "e1"), b""),
+            ],
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(state.networks.is_empty());
+    }
+}

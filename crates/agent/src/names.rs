@@ -1,8 +1,8 @@
 //! Names: the resolver follows the store on its own watch, in its own task. A name's appearance
 //! and withdrawal then never wait behind datapath work in the watch loop of `sync.rs` (a full
-//! resync reads the kernel for every network and runs `nft`; under load one such step took
-//! hundreds of milliseconds while a deleted endpoint's name was still answered). The datapath
-//! keeps its own watch, so its ordering is untouched.
+//! resync reads the kernel for every network and runs `nft`; netlink calls wait for RTNL, and under
+//! namespace churn such steps took up to a few hundred milliseconds, store events waiting behind
+//! them). The datapath keeps its own watch, so its ordering is untouched.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -14,7 +14,7 @@ use anyhow::Result;
 use weft_dns::{DnsServer, DnsStats};
 use weft_model::keys;
 use weft_reconcile::ClusterState;
-use weft_store::{EventKind, Store, StoreError};
+use weft_store::{Store, StoreError};
 
 use crate::Backoff;
 
@@ -71,19 +71,12 @@ impl NameSync {
                         None => return Err(StoreError::Unavailable("watch ended".into()).into()),
                         Some(r) => r?,
                     };
-                    // Agents' reports name nobody.
-                    if events.iter().all(|e| e.kv.key.starts_with(keys::STATUS)) {
+                    if crate::only_reports(&events) {
                         continue;
                     }
                     let started = Instant::now();
-                    for ev in &events {
-                        let value = match ev.kind {
-                            EventKind::Put => Some(ev.kv.value.as_slice()),
-                            EventKind::Delete => None,
-                        };
-                        // The datapath loop logs records it cannot read; once is enough.
-                        let _ = self.state.apply(&ev.kv.key, value);
-                    }
+                    // The datapath loop logs records it cannot read; once is enough.
+                    let _ = crate::apply_events(&mut self.state, &events);
                     self.update().await;
                     tracing::debug!(
                         rev = events.last().map(|e| e.kv.mod_revision),

@@ -10,7 +10,7 @@ use weft_engine::Engine;
 use weft_firewall::Firewall;
 use weft_model::{keys, Endpoint, HostReport, PeerReport, Record, SCHEMA_VERSION};
 use weft_reconcile::{desired, diff_network, firewall, ClusterState, HostFirewall, NetDesired};
-use weft_store::{Event, EventKind, Store, StoreError};
+use weft_store::{Event, Store, StoreError};
 
 use crate::Registration;
 
@@ -135,18 +135,11 @@ impl Syncer {
             };
             match step {
                 Step::Events(events) => {
-                    // Agents' reports change no datapath.
-                    if events.iter().all(|e| e.kv.key.starts_with(keys::STATUS)) {
+                    if crate::only_reports(&events) {
                         continue;
                     }
-                    for ev in &events {
-                        let value = match ev.kind {
-                            EventKind::Put => Some(ev.kv.value.as_slice()),
-                            EventKind::Delete => None,
-                        };
-                        if let Err(e) = self.state.apply(&ev.kv.key, value) {
-                            tracing::error!("ignoring record: {e}");
-                        }
+                    for e in crate::apply_events(&mut self.state, &events) {
+                        tracing::error!("ignoring record: {e}");
                     }
                     if !self.state.hosts.contains_key(&self.id) {
                         // Our lease ran out: keep the datapath as it is and put our records back.
