@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,11 @@ pub struct OutsideEntry {
     pub netns: String,
     pub underlay: Ipv4Addr,
     pub addresses: Vec<Ipv4Addr>,
+    /// Its IPv6 side (absent in the state of labs built before the underlay was dual-stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay6: Option<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses6: Vec<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -199,11 +199,19 @@ pub fn print_text(l: &Listing) {
         .collect();
     crate::table::print(&["HOST", "UNDERLAY", "NETNS", "AGENT", "REGISTERED"], &rows);
     if let Some(o) = &l.outside {
-        let addrs: Vec<String> = o.addresses.iter().map(|a| a.to_string()).collect();
+        let addrs: Vec<String> = o
+            .addresses
+            .iter()
+            .map(|a| a.to_string())
+            .chain(o.addresses6.iter().map(|a| a.to_string()))
+            .collect();
+        let at: Vec<String> = std::iter::once(o.underlay.to_string())
+            .chain(o.underlay6.map(|a| a.to_string()))
+            .collect();
         println!(
             "outside: {} at {} holding {}",
             o.netns,
-            o.underlay,
+            at.join(", "),
             addrs.join(", ")
         );
     }
