@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::sockets::{call, in_netns, peer_echo};
+use common::sockets::{call, in_netns, peer_echo, udp_once};
 use common::*;
 
 const PROD: &str = "prod";
@@ -19,35 +18,6 @@ const SIDE: &str = "side";
 const OUTSIDE: &str = "198.51.100.1";
 const H1: &str = "192.0.2.11";
 const H2: &str = "192.0.2.12";
-
-/// One UDP datagram from `client_ns` to `to`, echoed by a server on `bind` in `server_ns`.
-fn udp_echo(server_ns: &str, bind: &str, client_ns: &str, to: &str) -> bool {
-    let bind: SocketAddr = bind.parse().unwrap();
-    let to: SocketAddr = to.parse().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = in_netns(server_ns, move || {
-        let s = UdpSocket::bind(bind).expect("udp bind");
-        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        tx.send(()).unwrap();
-        let mut buf = [0u8; 64];
-        if let Ok((n, from)) = s.recv_from(&mut buf) {
-            let _ = s.send_to(&buf[..n], from);
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(5))
-        .expect("udp server bound");
-    let back = in_netns(client_ns, move || {
-        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        s.send_to(b"weft-udp", to).unwrap();
-        let mut buf = [0u8; 64];
-        matches!(s.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == b"weft-udp")
-    })
-    .join()
-    .unwrap();
-    server.join().unwrap();
-    back
-}
 
 /// The host's whole nftables rule set, without counter values (`-s`).
 fn ruleset(lab: &Lab, host: &str) -> String {
@@ -328,7 +298,7 @@ fn egress_expose_publish() {
     );
     assert_eq!(server.join().unwrap().len(), 5);
     assert!(
-        udp_echo(
+        udp_once(
             &lab.netns("c1"),
             "0.0.0.0:53",
             &out_ns,

@@ -3,14 +3,14 @@
 //! 2001:db8:100::1 (the IPv6 "internet", routed from every host through 2001:db8::254).
 //! Containers of a network with an IPv6 subnet get out over IPv6 through their own host,
 //! masqueraded to its IPv6 underlay address; a `--no-egress` network does not, even with a route
-//! made by hand; published TCP ports answer at each host's IPv6 underlay address, from the outside
+//! made by hand; published TCP and UDP ports answer at each host's IPv6 underlay address, from the outside
 //! and from the host itself, until the container is detached.
 
 mod common;
 
 use std::time::Duration;
 
-use common::sockets::{call, peer_echo};
+use common::sockets::{self, call, peer_echo, udp_once};
 use common::*;
 
 const PROD: &str = "prod6";
@@ -67,7 +67,17 @@ fn ipv6_egress_and_published_ports() {
     let gw6 = lab.inspect(PROD)["gateway6"].as_str().unwrap().to_string();
     let dark_gw6 = lab.inspect(DARK)["gateway6"].as_str().unwrap().to_string();
     for (host, c) in [("h1", "c1"), ("h2", "c2")] {
-        let o = lab.lab(&["run", host, c, "--network", PROD, "--publish", "8080:80"]);
+        let o = lab.lab(&[
+            "run",
+            host,
+            c,
+            "--network",
+            PROD,
+            "--publish",
+            "8080:80",
+            "--publish",
+            "5353:53/udp",
+        ]);
         assert!(o.status.success(), "{}", out_text(&o));
     }
     lab.run("h1", "d1", DARK);
@@ -112,6 +122,16 @@ fn ipv6_egress_and_published_ports() {
     let seen = server.join().unwrap();
     assert_eq!(seen.len(), 2, "the outside saw {seen:?}");
     assert!(seen.iter().all(|a| a.is_ipv6()), "{seen:?}");
+    // A megabyte each way, and a datagram, through the translation and back.
+    for (i, c) in ["c1", "c2"].iter().enumerate() {
+        let port = 7100 + i as u16;
+        sockets::tcp_echo(&out_ns, &lab.netns(c), OUTSIDE6, port, 1 << 20);
+        let at = sock(OUTSIDE6, port);
+        assert!(
+            udp_once(&out_ns, &at, &lab.netns(c), &at),
+            "{c} got no UDP answer from {at}"
+        );
+    }
 
     // Published: each container's port 80 answers at its host's IPv6 underlay address, from the
     // outside (which the container sees as itself) and from the host (as the host's address).
@@ -131,6 +151,10 @@ fn ipv6_egress_and_published_ports() {
             "{c} saw {host} as {from_host}"
         );
         assert_eq!(server.join().unwrap().len(), 2, "{c}'s callers");
+        assert!(
+            udp_once(&lab.netns(c), "[::]:53", &out_ns, &sock(host6, 5353)),
+            "the outside got no answer from {c}'s UDP port at {host6}"
+        );
     }
 
     // Detached: the ports are gone, from the outside and from the host alike.

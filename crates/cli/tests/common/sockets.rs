@@ -64,6 +64,38 @@ pub fn call(ns: &str, to: &str) -> Option<String> {
     .unwrap()
 }
 
+/// One UDP datagram from `client_ns` to `to`, echoed by a server on `bind` in `server_ns`.
+/// Bind the server to the address the client targets where its namespace has several: a
+/// wildcard-bound socket answers from whichever address routing picks, which a NAT on the way
+/// cannot match to the flow.
+pub fn udp_once(server_ns: &str, bind: &str, client_ns: &str, to: &str) -> bool {
+    let bind: SocketAddr = bind.parse().unwrap();
+    let to: SocketAddr = to.parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = in_netns(server_ns, move || {
+        let s = UdpSocket::bind(bind).expect("udp bind");
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("udp server bound");
+    let back = in_netns(client_ns, move || {
+        let s = UdpSocket::bind(addrs(&to.ip().to_string(), 0).0).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send_to(b"weft-udp", to).unwrap();
+        let mut buf = [0u8; 64];
+        matches!(s.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == b"weft-udp")
+    })
+    .join()
+    .unwrap();
+    server.join().unwrap();
+    back
+}
+
 /// The wildcard address a server binds and the address a client targets, for `ip`'s family.
 fn addrs(ip: &str, port: u16) -> (SocketAddr, SocketAddr) {
     let ip: std::net::IpAddr = ip.parse().expect("an IP address");
