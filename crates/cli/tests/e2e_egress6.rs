@@ -3,8 +3,8 @@
 //! 2001:db8:100::1 (the IPv6 "internet", routed from every host through 2001:db8::254).
 //! Containers of a network with an IPv6 subnet get out over IPv6 through their own host,
 //! masqueraded to its IPv6 underlay address; a `--no-egress` network does not, even with a route
-//! made by hand; published TCP and UDP ports answer at each host's IPv6 underlay address, from the outside
-//! and from the host itself, until the container is detached.
+//! made by hand; published TCP and UDP ports answer at each host's IPv6 underlay address, from the
+//! outside, from the host itself and from containers, until the container is detached.
 
 mod common;
 
@@ -15,6 +15,7 @@ use common::*;
 
 const PROD: &str = "prod6";
 const DARK: &str = "dark6";
+const SIDE: &str = "side6";
 /// The outside's IPv6 "internet" address.
 const OUTSIDE6: &str = "2001:db8:100::1";
 /// The outside's address on the underlay: what containers see of it when it calls a published port.
@@ -82,6 +83,20 @@ fn ipv6_egress_and_published_ports() {
     }
     lab.run("h1", "d1", DARK);
     lab.run("h2", "d2", DARK);
+    lab.run("h1", "c3", PROD);
+    lab.ok_on(
+        "h1",
+        &[
+            "network",
+            "create",
+            SIDE,
+            "--subnet",
+            "10.83.0.0/24",
+            "--subnet",
+            "fd83::/64",
+        ],
+    );
+    lab.run("h1", "s1", SIDE);
 
     // Each container's IPv6 way out is its gateway, on its own host's bridge.
     for c in ["c1", "c2"] {
@@ -156,6 +171,24 @@ fn ipv6_egress_and_published_ports() {
             "the outside got no answer from {c}'s UDP port at {host6}"
         );
     }
+
+    // And from other containers: a neighbour on c1's bridge (hairpin) and c1's network's
+    // container on the other host, through its own host's egress, see c1's port at h1's address;
+    // so does a container of another network on h1, which still cannot reach c1 itself.
+    let server = peer_echo(&lab.netns("c1"), "[::]:80", Duration::from_secs(5));
+    let published = sock(H1_6, 8080);
+    let from_c3 = call(&lab.netns("c3"), &published).expect("c3 reaches c1's published port");
+    assert!(from_c3.starts_with(&format!("[{gw6}]:")), "{from_c3}");
+    let from_c2 = call(&lab.netns("c2"), &published).expect("c2 reaches c1's published port");
+    assert!(from_c2.starts_with(&format!("[{H2_6}]:")), "{from_c2}");
+    call(&lab.netns("s1"), &published).expect("s1 reaches c1's published port");
+    // While c1 listens, so that only the filter can be what stops it.
+    let c1_direct = sock(&lab.ip6("c1", PROD), 80);
+    assert!(
+        call(&lab.netns("s1"), &c1_direct).is_none(),
+        "s1 reached c1 across networks over IPv6"
+    );
+    assert_eq!(server.join().unwrap().len(), 3, "c1's callers");
 
     // Detached: the ports are gone, from the outside and from the host alike.
     for (c, host, host6) in [("c1", "h1", H1_6), ("c2", "h2", H2_6)] {
