@@ -120,14 +120,20 @@ fn ipv6_egress_and_published_ports() {
         );
     }
     // A --no-egress network has no IPv6 way out, and gets nowhere with one made by hand: its
-    // hosts do not forward it.
-    for d in ["d1", "d2"] {
+    // hosts do not forward it (the outside is given a way back to it, so that only the host's
+    // filter can be what stops the flow).
+    for (d, host6) in [("d1", H1_6), ("d2", H2_6)] {
         assert_eq!(default6(&lab, d), None, "{d} has an IPv6 default route");
         assert!(call(&lab.netns(d), &to).is_none(), "{d} got out over IPv6");
         ok(
             &lab,
             d,
             &["ip", "-6", "route", "add", "default", "via", &dark_gw6],
+        );
+        ok(
+            &lab,
+            "out",
+            &["ip", "-6", "route", "replace", "fd82::/64", "via", host6],
         );
         assert!(
             call(&lab.netns(d), &to).is_none(),
