@@ -139,6 +139,13 @@ fn lab_commands_end_to_end() {
     assert_eq!(ls["outside"]["underlay6"], "2001:db8::254");
     assert_eq!(ls["outside"]["addresses6"][0], "2001:db8:100::1");
     assert_eq!(ls["hosts"].as_array().unwrap().len(), 2);
+    let underlay6: Vec<&str> = ls["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["underlay6"].as_str())
+        .collect();
+    assert_eq!(underlay6, ["2001:db8::11", "2001:db8::12"]);
     for h in ls["hosts"].as_array().unwrap() {
         assert_eq!(h["agent_alive"], true, "{h}");
         assert_eq!(h["registered"], true, "{h}");

@@ -188,6 +188,7 @@ async fn build(
             name,
             netns: ns,
             underlay: addr,
+            underlay6: Some(addr6),
         });
     }
     let outside = if opts.outside {
