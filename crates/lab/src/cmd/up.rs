@@ -89,7 +89,7 @@ pub async fn run(args: Args) -> Result<()> {
     p.step(format!(
         "up: {} hosts on {} (store {}); try `weft lab exec h1 --prefix {} -- weft status`",
         st.hosts.len(),
-        "192.0.2.0/24",
+        "192.0.2.0/24 and 2001:db8::/64",
         st.store_url,
         lab.prefix
     ));
