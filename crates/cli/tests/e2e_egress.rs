@@ -7,12 +7,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::sockets::in_netns;
+use common::sockets::{call, in_netns, peer_echo, udp_once};
 use common::*;
 
 const PROD: &str = "prod";
@@ -22,85 +19,10 @@ const OUTSIDE: &str = "198.51.100.1";
 const H1: &str = "192.0.2.11";
 const H2: &str = "192.0.2.12";
 
-/// A TCP server in `ns` on `bind` that answers each caller with the address it saw, for `for_`.
-fn peer_echo(ns: &str, bind: &str, for_: Duration) -> JoinHandle<Vec<SocketAddr>> {
-    let bind: SocketAddr = bind.parse().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let h = in_netns(ns, move || {
-        let l = TcpListener::bind(bind).expect("bind");
-        l.set_nonblocking(true).unwrap();
-        tx.send(()).unwrap();
-        let mut seen = Vec::new();
-        let end = Instant::now() + for_;
-        while Instant::now() < end {
-            match l.accept() {
-                Ok((mut s, peer)) => {
-                    let _ = s.write_all(peer.to_string().as_bytes());
-                    seen.push(peer);
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-        seen
-    });
-    rx.recv_timeout(Duration::from_secs(5)).expect("listening");
-    h
-}
-
-/// Connects from `ns` to `to` and returns what the server said (None: no connection).
-fn call(ns: &str, to: &str) -> Option<String> {
-    let to: SocketAddr = to.parse().unwrap();
-    in_netns(ns, move || {
-        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut got = String::new();
-        s.read_to_string(&mut got).ok()?;
-        Some(got)
-    })
-    .join()
-    .unwrap()
-}
-
-/// The host's whole nftables rule set, without counter values (`-s`).
-/// One UDP datagram from `client_ns` to `to`, echoed by a server on `bind` in `server_ns`.
-fn udp_echo(server_ns: &str, bind: &str, client_ns: &str, to: &str) -> bool {
-    let bind: SocketAddr = bind.parse().unwrap();
-    let to: SocketAddr = to.parse().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = in_netns(server_ns, move || {
-        let s = UdpSocket::bind(bind).expect("udp bind");
-        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        tx.send(()).unwrap();
-        let mut buf = [0u8; 64];
-        if let Ok((n, from)) = s.recv_from(&mut buf) {
-            let _ = s.send_to(&buf[..n], from);
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(5))
-        .expect("udp server bound");
-    let back = in_netns(client_ns, move || {
-        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        s.send_to(b"weft-udp", to).unwrap();
-        let mut buf = [0u8; 64];
-        matches!(s.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == b"weft-udp")
-    })
-    .join()
-    .unwrap();
-    server.join().unwrap();
-    back
-}
-
 /// The host's whole nftables rule set, without counter values (`-s`).
 fn ruleset(lab: &Lab, host: &str) -> String {
     let o = lab.exec(host, &["nft", "-s", "list", "ruleset"]);
     assert!(o.status.success(), "{}", out_text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn ok(lab: &Lab, host: &str, cmd: &[&str]) -> String {
-    let o = lab.exec(host, cmd);
-    assert!(o.status.success(), "{cmd:?} on {host}:\n{}", out_text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -376,7 +298,7 @@ fn egress_expose_publish() {
     );
     assert_eq!(server.join().unwrap().len(), 5);
     assert!(
-        udp_echo(
+        udp_once(
             &lab.netns("c1"),
             "0.0.0.0:53",
             &out_ns,

@@ -109,10 +109,43 @@ fn lab_commands_end_to_end() {
     ]);
     let via = lb.ok(&["exec", "h1", "--", "ip", "route", "get", "198.51.100.1"]);
     assert!(via.contains("via 192.0.2.254"), "{via}");
+    // And over IPv6: hosts are 2001:db8::(10+N) on the underlay, the outside 2001:db8::254
+    // holding 2001:db8:100::1 and ::2.
+    let out_addrs6 = lb.ok(&[
+        "exec", "out", "--", "ip", "-6", "-o", "addr", "show", "dev", "lo",
+    ]);
+    assert!(out_addrs6.contains("2001:db8:100::1/128"), "{out_addrs6}");
+    let h2_addrs6 = lb.ok(&[
+        "exec", "h2", "--", "ip", "-6", "-o", "addr", "show", "dev", "ul0",
+    ]);
+    assert!(h2_addrs6.contains("2001:db8::12/64"), "{h2_addrs6}");
+    lb.ok(&[
+        "exec",
+        "h2",
+        "--",
+        "ping",
+        "-n",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "2001:db8:100::2",
+    ]);
+    let via6 = lb.ok(&["exec", "h1", "--", "ip", "route", "get", "2001:db8:100::1"]);
+    assert!(via6.contains("via 2001:db8::254"), "{via6}");
 
     let ls: serde_json::Value = serde_json::from_str(&lb.ok(&["ls", "--json"])).unwrap();
     assert_eq!(ls["outside"]["netns"], format!("{prefix}-out"));
+    assert_eq!(ls["outside"]["underlay6"], "2001:db8::254");
+    assert_eq!(ls["outside"]["addresses6"][0], "2001:db8:100::1");
     assert_eq!(ls["hosts"].as_array().unwrap().len(), 2);
+    let underlay6: Vec<&str> = ls["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["underlay6"].as_str())
+        .collect();
+    assert_eq!(underlay6, ["2001:db8::11", "2001:db8::12"]);
     for h in ls["hosts"].as_array().unwrap() {
         assert_eq!(h["agent_alive"], true, "{h}");
         assert_eq!(h["registered"], true, "{h}");

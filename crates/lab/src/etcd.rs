@@ -49,7 +49,7 @@ pub fn member_args(lab: &Lab, i: u32) -> Vec<String> {
 /// Creates the members' namespaces on the underlay (which must exist) and starts etcd in each.
 pub async fn create_members(lab: &Lab) -> Result<()> {
     for i in 1..=ETCD_MEMBERS {
-        underlay::create_node(lab, &lab.etcd_ns(i), &etcd_name(i), etcd_addr(i)).await?;
+        underlay::create_node(lab, &lab.etcd_ns(i), &etcd_name(i), etcd_addr(i), None).await?;
         std::fs::create_dir_all(lab.etcd_data_dir(i))?;
         start_member(lab, i)?;
     }

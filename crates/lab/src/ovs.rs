@@ -267,7 +267,7 @@ pub async fn build_node(lab: &Lab, s: &Side) -> Result<()> {
     if !Path::new(SCHEMA).is_file() {
         bail!("{WHAT}: no {SCHEMA} (Debian: openvswitch-switch)");
     }
-    underlay::create_node(lab, &s.ns, &s.node, s.underlay)
+    underlay::create_node(lab, &s.ns, &s.node, s.underlay, None)
         .await
         .with_context(|| format!("{WHAT}: node {}", s.ns))?;
     underlay::create_bare(&s.container_ns).await?;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,10 @@ pub struct HostEntry {
     pub name: String,
     pub netns: String,
     pub underlay: Ipv4Addr,
+    /// Its IPv6 underlay address (absent in the state of labs built before the underlay was
+    /// dual-stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay6: Option<Ipv6Addr>,
     /// The agent runs the userspace engine (`--datapath userspace`), as a host without kernel VXLAN.
     #[serde(default)]
     pub userspace: bool,
@@ -48,6 +52,11 @@ pub struct OutsideEntry {
     pub netns: String,
     pub underlay: Ipv4Addr,
     pub addresses: Vec<Ipv4Addr>,
+    /// Its IPv6 side (absent in the state of labs built before the underlay was dual-stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay6: Option<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses6: Vec<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +180,7 @@ mod tests {
                 name: "h1".into(),
                 netns: "weft-h1".into(),
                 underlay: "192.0.2.11".parse().unwrap(),
+                underlay6: Some("2001:db8::11".parse().unwrap()),
                 userspace: false,
             }],
             etcd: vec![],
@@ -187,6 +197,23 @@ mod tests {
         assert_eq!(LabState::parse(&s.to_json()).unwrap(), s);
         assert_eq!(s.host("h1").unwrap().underlay.to_string(), "192.0.2.11");
         assert!(s.host("h2").is_none());
+    }
+
+    #[test]
+    fn states_from_before_the_ipv6_underlay_still_read() {
+        let mut v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        v["hosts"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("underlay6")
+            .expect("written");
+        v["outside"] = serde_json::json!({
+            "netns": "weft-out", "underlay": "192.0.2.254", "addresses": ["198.51.100.1"]
+        });
+        let st = LabState::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(st.hosts[0].underlay6, None);
+        let out = st.outside.unwrap();
+        assert_eq!((out.underlay6, out.addresses6.len()), (None, 0));
     }
 
     #[test]

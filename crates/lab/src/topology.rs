@@ -9,8 +9,12 @@
 //! The underlay is 192.0.2.0/24 (TEST-NET-1): host N is 192.0.2.(10+N), etcd member i is 192.0.2.(200+i).
 //! The outside sits on the underlay at 192.0.2.254 and holds "internet" addresses in 198.51.100.0/24
 //! (TEST-NET-2), which every host routes through it.
+//!
+//! The underlay is dual-stack: its IPv6 side is 2001:db8::/64 (documentation space), where host N is
+//! 2001:db8::(10+N) and the outside 2001:db8::254 (the IPv4 numbers, written as hex digits), and the
+//! outside's IPv6 "internet" is 2001:db8:100::/64, routed from every host through it.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
@@ -37,6 +41,17 @@ pub const OUTSIDE_NET: &str = "198.51.100.0/24";
 pub const OUTSIDE_ADDRS: [Ipv4Addr; 2] = [
     Ipv4Addr::new(198, 51, 100, 1),
     Ipv4Addr::new(198, 51, 100, 2),
+];
+/// The underlay's IPv6 prefix length (2001:db8::/64).
+pub const UNDERLAY6_PREFIX_LEN: u8 = 64;
+/// The outside's IPv6 address on the underlay: hosts' next hop to the IPv6 "internet".
+pub const OUTSIDE_UNDERLAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x254);
+/// The IPv6 "internet" the outside plays, routed from every host through [`OUTSIDE_UNDERLAY6`].
+pub const OUTSIDE_NET6: &str = "2001:db8:100::/64";
+/// The outside's own addresses in [`OUTSIDE_NET6`] (on its loopback).
+pub const OUTSIDE_ADDRS6: [Ipv6Addr; 2] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 1),
+    Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 2),
 ];
 /// The outside's name in lab commands (`weft lab exec out -- …`) and its underlay bridge port.
 pub const OUTSIDE_NAME: &str = "out";
@@ -249,6 +264,14 @@ pub fn host_addr(n: u32) -> Ipv4Addr {
     Ipv4Addr::new(192, 0, 2, 10 + n as u8)
 }
 
+/// Host N's IPv6 underlay address: 2001:db8::(10+N), the decimal digits of its IPv4 address's last
+/// byte read as hex (h1 is 192.0.2.11 and 2001:db8::11), so that the two are easy to pair by eye.
+pub fn host_addr6(n: u32) -> Ipv6Addr {
+    let last = host_addr(n).octets()[3];
+    let digits = u16::from_str_radix(&last.to_string(), 16).expect("decimal digits are hex digits");
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, digits)
+}
+
 /// etcd member i's underlay address: 192.0.2.(200+i).
 pub fn etcd_addr(i: u32) -> Ipv4Addr {
     assert!(
@@ -374,6 +397,26 @@ mod tests {
         assert_eq!(host_addr(1), Ipv4Addr::new(192, 0, 2, 11));
         assert_eq!(host_addr(100), Ipv4Addr::new(192, 0, 2, 110));
         assert_eq!(etcd_addr(3), Ipv4Addr::new(192, 0, 2, 203));
+        assert_eq!(host_addr6(1), "2001:db8::11".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            host_addr6(100),
+            "2001:db8::110".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            OUTSIDE_UNDERLAY6,
+            "2001:db8::254".parse::<Ipv6Addr>().unwrap()
+        );
+        // Every host and the outside are on the underlay's IPv6 prefix; the "internet" is not.
+        let ul6: ipnet::Ipv6Net = "2001:db8::/64".parse().unwrap();
+        let net6: ipnet::Ipv6Net = OUTSIDE_NET6.parse().unwrap();
+        for n in 1..=MAX_HOSTS {
+            assert!(ul6.contains(&host_addr6(n)) && !net6.contains(&host_addr6(n)));
+        }
+        assert!(ul6.contains(&OUTSIDE_UNDERLAY6));
+        assert!(OUTSIDE_ADDRS6
+            .iter()
+            .all(|a| net6.contains(a) && !ul6.contains(a)));
+        assert_eq!(ul6.prefix_len(), UNDERLAY6_PREFIX_LEN);
         assert_eq!(
             etcd_store_url(),
             "etcd://192.0.2.201:2379,192.0.2.202:2379,192.0.2.203:2379"

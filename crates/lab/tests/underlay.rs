@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use weft_lab::topology::{etcd_client_endpoints, host_addr, host_name, Lab};
+use weft_lab::topology::{etcd_client_endpoints, host_addr, host_addr6, host_name, Lab};
 use weft_lab::{etcd, netns, process, teardown, underlay};
 
 fn unique_lab() -> Lab {
@@ -69,23 +69,27 @@ async fn underlay_hosts_and_etcd_cluster() {
 
     underlay::create_underlay(&lab).await.unwrap();
     for n in 1..=3 {
-        underlay::create_node(&lab, &lab.host_ns(n), &host_name(n), host_addr(n))
-            .await
-            .unwrap();
+        underlay::create_node(
+            &lab,
+            &lab.host_ns(n),
+            &host_name(n),
+            host_addr(n),
+            Some(host_addr6(n)),
+        )
+        .await
+        .unwrap();
     }
     eprintln!("underlay with 3 hosts built in {:?}", t0.elapsed());
 
-    // Every host reaches every other over the underlay.
+    // Every host reaches every other over the underlay, on both families.
     for a in 1..=3 {
         for b in 1..=3 {
             if a != b {
-                let (ok, out) = in_ns(
-                    &lab.host_ns(a),
-                    "ping",
-                    &["-n", "-c", "1", "-W", "2", &host_addr(b).to_string()],
-                )
-                .await;
-                assert!(ok, "h{a} cannot ping h{b}: {out}");
+                for to in [host_addr(b).to_string(), host_addr6(b).to_string()] {
+                    let (ok, out) =
+                        in_ns(&lab.host_ns(a), "ping", &["-n", "-c", "1", "-W", "2", &to]).await;
+                    assert!(ok, "h{a} cannot ping h{b} at {to}: {out}");
+                }
             }
         }
     }

@@ -204,6 +204,13 @@ impl Drop for Lab {
     }
 }
 
+/// Runs `cmd` in a lab host or container and returns its output; panics with it on failure.
+pub fn ok(lab: &Lab, name: &str, cmd: &[&str]) -> String {
+    let o = lab.exec(name, cmd);
+    assert!(o.status.success(), "{cmd:?} on {name}:\n{}", out_text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 pub fn addr_only(cidr: &str) -> String {
     cidr.split('/').next().unwrap().to_string()
 }

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs `f` on a new thread inside the named network namespace, or the one at a path such as
 /// `/proc/PID/ns/net` (sockets keep it).
@@ -21,6 +21,79 @@ pub fn in_netns<T: Send + 'static>(
         nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
         f()
     })
+}
+
+/// A TCP server in `ns` on `bind` that answers each caller with the address it saw, for `for_`;
+/// returns every caller's address.
+pub fn peer_echo(ns: &str, bind: &str, for_: Duration) -> JoinHandle<Vec<SocketAddr>> {
+    let bind: SocketAddr = bind.parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = in_netns(ns, move || {
+        let l = TcpListener::bind(bind).expect("bind");
+        l.set_nonblocking(true).unwrap();
+        tx.send(()).unwrap();
+        let mut seen = Vec::new();
+        let end = Instant::now() + for_;
+        while Instant::now() < end {
+            match l.accept() {
+                Ok((mut s, peer)) => {
+                    let _ = s.write_all(peer.to_string().as_bytes());
+                    seen.push(peer);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        seen
+    });
+    rx.recv_timeout(Duration::from_secs(5)).expect("listening");
+    h
+}
+
+/// Connects from `ns` to `to` (`ADDR:PORT`, `[ADDR6]:PORT`) and returns what the server said
+/// (None: no connection).
+pub fn call(ns: &str, to: &str) -> Option<String> {
+    let to: SocketAddr = to.parse().unwrap();
+    in_netns(ns, move || {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut got = String::new();
+        s.read_to_string(&mut got).ok()?;
+        Some(got)
+    })
+    .join()
+    .unwrap()
+}
+
+/// One UDP datagram from `client_ns` to `to`, echoed by a server on `bind` in `server_ns`.
+/// Bind the server to the address the client targets where its namespace has several: a
+/// wildcard-bound socket answers from whichever address routing picks, which a NAT on the way
+/// cannot match to the flow.
+pub fn udp_once(server_ns: &str, bind: &str, client_ns: &str, to: &str) -> bool {
+    let bind: SocketAddr = bind.parse().unwrap();
+    let to: SocketAddr = to.parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = in_netns(server_ns, move || {
+        let s = UdpSocket::bind(bind).expect("udp bind");
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("udp server bound");
+    let back = in_netns(client_ns, move || {
+        let s = UdpSocket::bind(addrs(&to.ip().to_string(), 0).0).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send_to(b"weft-udp", to).unwrap();
+        let mut buf = [0u8; 64];
+        matches!(s.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == b"weft-udp")
+    })
+    .join()
+    .unwrap();
+    server.join().unwrap();
+    back
 }
 
 /// The wildcard address a server binds and the address a client targets, for `ip`'s family.

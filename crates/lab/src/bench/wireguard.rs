@@ -220,7 +220,7 @@ pub async fn build(lab: &Lab, kind: &Kind, sides: &[Side; 2]) -> Result<()> {
         check_ifname(&s.ifname)?;
         // A socket left by a daemon killed hard in an earlier run of this prefix: nobody serves it.
         let _ = std::fs::remove_file(socket_path(&s.ifname));
-        underlay::create_node(lab, &s.ns, &s.node, s.underlay)
+        underlay::create_node(lab, &s.ns, &s.node, s.underlay, None)
             .await
             .with_context(|| format!("{what}: node {}", s.ns))?;
     }

@@ -135,6 +135,7 @@ mod tests {
                 name: "h1".into(),
                 netns: "wl-h1".into(),
                 underlay: "192.0.2.11".parse().unwrap(),
+                underlay6: None,
                 userspace: false,
             }],
             etcd: vec![EtcdEntry {

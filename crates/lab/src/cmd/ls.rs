@@ -41,6 +41,7 @@ pub struct HostRow {
     pub name: String,
     pub netns: String,
     pub underlay: String,
+    pub underlay6: Option<String>,
     pub agent_pid: Option<i32>,
     pub agent_alive: bool,
     /// Whether its host record is in the store (None: the store could not be read).
@@ -111,6 +112,7 @@ pub async fn listing(lab: &Lab, st: &LabState) -> Listing {
                 name: h.name.clone(),
                 netns: h.netns.clone(),
                 underlay: h.underlay.to_string(),
+                underlay6: h.underlay6.map(|a| a.to_string()),
                 agent_pid: pid,
                 agent_alive: pid.is_some_and(process::alive),
                 registered: reg
@@ -187,6 +189,7 @@ pub fn print_text(l: &Listing) {
             vec![
                 h.name.clone(),
                 h.underlay.clone(),
+                h.underlay6.clone().unwrap_or_else(|| "-".into()),
                 h.netns.clone(),
                 match (h.agent_pid, h.agent_alive) {
                     (Some(p), true) => format!("running (pid {p})"),
@@ -197,13 +200,31 @@ pub fn print_text(l: &Listing) {
             ]
         })
         .collect();
-    crate::table::print(&["HOST", "UNDERLAY", "NETNS", "AGENT", "REGISTERED"], &rows);
+    crate::table::print(
+        &[
+            "HOST",
+            "UNDERLAY",
+            "UNDERLAY6",
+            "NETNS",
+            "AGENT",
+            "REGISTERED",
+        ],
+        &rows,
+    );
     if let Some(o) = &l.outside {
-        let addrs: Vec<String> = o.addresses.iter().map(|a| a.to_string()).collect();
+        let addrs: Vec<String> = o
+            .addresses
+            .iter()
+            .map(|a| a.to_string())
+            .chain(o.addresses6.iter().map(|a| a.to_string()))
+            .collect();
+        let at: Vec<String> = std::iter::once(o.underlay.to_string())
+            .chain(o.underlay6.map(|a| a.to_string()))
+            .collect();
         println!(
             "outside: {} at {} holding {}",
             o.netns,
-            o.underlay,
+            at.join(", "),
             addrs.join(", ")
         );
     }

@@ -35,8 +35,9 @@ pub struct Args {
     /// (`weft agent --datapath userspace`), e.g. `h2,h3`.
     #[arg(long, value_delimiter = ',')]
     pub userspace_hosts: Vec<String>,
-    /// Also build `out`, the outside world: a namespace on the underlay at 192.0.2.254 holding
-    /// 198.51.100.1 and .2, which every host routes 198.51.100.0/24 to (`weft lab exec out -- …`).
+    /// Also build `out`, the outside world: a namespace on the underlay at 192.0.2.254 and
+    /// 2001:db8::254 holding 198.51.100.1 and .2 and 2001:db8:100::1 and ::2, which every host
+    /// routes 198.51.100.0/24 and 2001:db8:100::/64 to (`weft lab exec out -- …`).
     #[arg(long)]
     pub outside: bool,
     #[command(flatten)]
@@ -88,7 +89,7 @@ pub async fn run(args: Args) -> Result<()> {
     p.step(format!(
         "up: {} hosts on {} (store {}); try `weft lab exec h1 --prefix {} -- weft status`",
         st.hosts.len(),
-        "192.0.2.0/24",
+        "192.0.2.0/24 and 2001:db8::/64",
         st.store_url,
         lab.prefix
     ));
@@ -175,31 +176,39 @@ async fn build(
         let name = topology::host_name(n);
         let ns = lab.host_ns(n);
         let addr = topology::host_addr(n);
+        let addr6 = topology::host_addr6(n);
         p.step(format!(
-            "host {name}: netns {ns}, {}={addr}/24",
-            topology::UNDERLAY_IFNAME
+            "host {name}: netns {ns}, {}={addr}/24 {addr6}/{}",
+            topology::UNDERLAY_IFNAME,
+            topology::UNDERLAY6_PREFIX_LEN
         ));
-        underlay::create_node(lab, &ns, &name, addr).await?;
+        underlay::create_node(lab, &ns, &name, addr, Some(addr6)).await?;
         hosts.push(HostEntry {
             userspace: opts.userspace_hosts.contains(&name),
             name,
             netns: ns,
             underlay: addr,
+            underlay6: Some(addr6),
         });
     }
     let outside = if opts.outside {
         let ns = lab.outside_ns();
         p.step(format!(
-            "outside: netns {ns}, {}={}/24 holding {}",
+            "outside: netns {ns}, {}={}/24 {}/{} holding {}, {}",
             topology::UNDERLAY_IFNAME,
             topology::OUTSIDE_UNDERLAY,
-            topology::OUTSIDE_ADDRS.map(|a| a.to_string()).join(", ")
+            topology::OUTSIDE_UNDERLAY6,
+            topology::UNDERLAY6_PREFIX_LEN,
+            topology::OUTSIDE_ADDRS.map(|a| a.to_string()).join(", "),
+            topology::OUTSIDE_ADDRS6.map(|a| a.to_string()).join(", ")
         ));
         underlay::create_outside(lab, &hosts).await?;
         Some(OutsideEntry {
             netns: ns,
             underlay: topology::OUTSIDE_UNDERLAY,
             addresses: topology::OUTSIDE_ADDRS.to_vec(),
+            underlay6: Some(topology::OUTSIDE_UNDERLAY6),
+            addresses6: topology::OUTSIDE_ADDRS6.to_vec(),
         })
     } else {
         None
@@ -383,6 +392,8 @@ mod tests {
             netns: "x-out".into(),
             underlay: topology::OUTSIDE_UNDERLAY,
             addresses: vec![],
+            underlay6: None,
+            addresses6: vec![],
         };
         assert_eq!(
             dns_upstream_args(Some(&out)),
