@@ -79,6 +79,8 @@ const KIND_PUT: i64 = 0;
 const KIND_DELETE: i64 = 1;
 /// Revisions a watcher reads per query, so a far-behind watcher catches up in bounded steps.
 const WATCH_BATCH_REVS: i64 = 1000;
+/// Longest pause of a watch between two failed reads (it gives up after 30 of them, ~12 s).
+const WATCH_RETRY_MAX: Duration = Duration::from_millis(500);
 /// Idle connections kept for reuse by the blocking tasks.
 const POOL_IDLE_MAX: usize = 8;
 
@@ -803,14 +805,16 @@ async fn watch_loop(
                     return;
                 }
                 Err(e) => {
-                    // Transient (e.g. the file is briefly locked); give up after ~10 s.
+                    // Transient (e.g. the file is briefly locked); give up after ~12 s.
                     failures += 1;
                     tracing::warn!(prefix = %prefix, error = %e, failures, "watch poll failed");
-                    if failures >= 20 {
+                    if failures >= 30 {
                         let _ = tx.send(Err(e)).await;
                         return;
                     }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    // A lock is usually gone within milliseconds: retry soon, then back off.
+                    let pause = Duration::from_millis(10 << failures.min(6)).min(WATCH_RETRY_MAX);
+                    tokio::time::sleep(pause).await;
                 }
             }
         }
