@@ -211,9 +211,7 @@ impl Engine {
         };
         for (i, s) in socks.iter().enumerate() {
             let w = RxWorker::new(self.shared.clone(), s.clone(), i, kind);
-            self.workers[i % self.workers.len()]
-                .0
-                .send(Cmd::Sock(Box::new(w)));
+            self.workers[i % self.workers.len()].0.send(Cmd::Sock(w));
         }
         let spawned = (|| -> std::io::Result<()> {
             if kind == Transport::Secure {
@@ -318,9 +316,7 @@ impl Engine {
         for q in 0..n.queues.len() {
             let sock = send_socks[q % send_socks.len()].clone();
             let w = TxWorker::new(n.clone(), q, sock);
-            self.workers[q % self.workers.len()]
-                .0
-                .send(Cmd::Net(Box::new(w)));
+            self.workers[q % self.workers.len()].0.send(Cmd::Net(w));
         }
         self.shared
             .nets

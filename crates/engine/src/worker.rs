@@ -37,9 +37,9 @@ pub(crate) enum Polled {
 /// A change to a worker's set of sources.
 pub(crate) enum Cmd {
     /// Serve a transport's receive socket.
-    Sock(Box<RxWorker>),
+    Sock(RxWorker),
     /// Serve a network's TAP queue.
-    Net(Box<TxWorker>),
+    Net(TxWorker),
     /// Stop serving network `vni`'s queue (dropping the worker's reference to the network);
     /// answered once done.
     Remove(u32, mpsc::SyncSender<()>),
@@ -95,8 +95,8 @@ pub(crate) struct Worker {
     shared: Arc<Shared>,
     mailbox: Arc<Mailbox>,
     epoll: Epoll,
-    socks: [Option<Box<RxWorker>>; 3],
-    taps: HashMap<u32, Box<TxWorker>>,
+    socks: [Option<RxWorker>; 3],
+    taps: HashMap<u32, TxWorker>,
     /// Sources set aside after an error, with when to watch them again.
     resting: Vec<(u64, Instant)>,
 }
