@@ -16,7 +16,6 @@ use crate::sock::WireSock;
 use crate::stats::{EngineStats, GlobalCounters, NetCounters, NetStats, PeerStats};
 use crate::sys::EventFd;
 use crate::tx::TxWorker;
-use crate::worker::{Cmd, Mailbox, Worker};
 use crate::{tap, Error, Result};
 
 /// State every worker sees.
@@ -26,7 +25,7 @@ pub(crate) struct Shared {
     /// The encrypted transport: keys, peers by slot, counters.
     pub secure: SecureShared,
     pub stop: AtomicBool,
-    /// Signalled once, at shutdown, to wake the workers.
+    /// Signalled once, at shutdown, to wake the socket workers.
     pub wake: EventFd,
 }
 
@@ -58,20 +57,21 @@ impl Transport {
 /// One transport's sockets, bound when the first network that uses it is set.
 struct Bound {
     local: SocketAddr,
-    /// Listening sockets (SO_REUSEPORT), one per worker, each served by its worker.
+    /// Listening sockets (SO_REUSEPORT), one per worker, each served by a receive thread.
     socks: Vec<Arc<WireSock>>,
     /// Sending sockets, one per worker, each on its own ephemeral source port: RFC 7348 asks
     /// for source-port entropy, and a receiver (kernel or engine, both SO_REUSEPORT) then
     /// spreads flows from different TAP queues over its workers. The encrypted transport does
     /// the same for the same reason.
     send_socks: Vec<Arc<WireSock>>,
-    /// The encrypted transport's timer thread.
     threads: Vec<JoinHandle<()>>,
 }
 
 /// What `set_network`/`remove_network` serialise on.
 #[derive(Default)]
 struct Control {
+    /// Each network's TAP workers.
+    nets: HashMap<u32, Vec<JoinHandle<()>>>,
     vxlan: Option<Bound>,
     secure: Option<Bound>,
     gre: Option<Bound>,
@@ -101,8 +101,6 @@ pub struct Engine {
     home: Mutex<Option<mpsc::Sender<Job>>>,
     home_thread: Option<JoinHandle<()>>,
     control: Mutex<Control>,
-    /// Worker `i`'s mailbox and thread (`worker`).
-    workers: Vec<(Arc<Mailbox>, JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -138,29 +136,15 @@ impl Engine {
             })
             .map_err(|e| Error::io("spawning the engine thread", e))?;
 
-        let mut engine = Engine {
+        tracing::info!(underlay = %cfg.underlay, workers, offload = cfg.offload,
+            encryption = cfg.keys.is_some(), "userspace engine started");
+        Ok(Engine {
             cfg: EngineConfig { workers, ..cfg },
-            shared: shared.clone(),
+            shared,
             home: Mutex::new(Some(tx)),
             home_thread: Some(home_thread),
             control: Mutex::new(Control::default()),
-            workers: Vec::with_capacity(workers),
-        };
-        // On failure, dropping `engine` stops the workers already started.
-        for i in 0..workers {
-            let mailbox =
-                Arc::new(Mailbox::new().map_err(|e| Error::io("creating an eventfd", e))?);
-            let w = Worker::new(shared.clone(), mailbox.clone())
-                .map_err(|e| Error::io("creating an epoll set", e))?;
-            let t = std::thread::Builder::new()
-                .name(format!("weft-w{i}"))
-                .spawn(move || w.run())
-                .map_err(|e| Error::io("spawning a worker", e))?;
-            engine.workers.push((mailbox, t));
-        }
-        tracing::info!(underlay = %engine.cfg.underlay, workers, offload = engine.cfg.offload,
-            encryption = engine.cfg.keys.is_some(), "userspace engine started");
-        Ok(engine)
+        })
     }
 
     /// The address the VXLAN sockets are bound to, once a plain network made the engine bind
@@ -209,11 +193,20 @@ impl Engine {
             send_socks,
             threads: Vec::new(),
         };
-        for (i, s) in socks.iter().enumerate() {
-            let w = RxWorker::new(self.shared.clone(), s.clone(), i, kind);
-            self.workers[i % self.workers.len()].0.send(Cmd::Sock(w));
-        }
         let spawned = (|| -> std::io::Result<()> {
+            for (i, s) in socks.iter().enumerate() {
+                let w = RxWorker::new(self.shared.clone(), s.clone(), i, kind);
+                let name = match kind {
+                    Transport::Vxlan => format!("weft-rx{i}"),
+                    Transport::Secure => format!("weft-srx{i}"),
+                    Transport::Gre => format!("weft-grx{i}"),
+                };
+                b.threads.push(
+                    std::thread::Builder::new()
+                        .name(name)
+                        .spawn(move || w.run())?,
+                );
+            }
             if kind == Transport::Secure {
                 let (shared, sock) = (self.shared.clone(), socks[0].clone());
                 b.threads.push(
@@ -227,7 +220,7 @@ impl Engine {
         if let Err(e) = spawned {
             // Workers already started end with the engine (they see `stop`); keep them.
             *slot = Some(b);
-            return Err(Error::io("spawning the timer thread", e));
+            return Err(Error::io("spawning a socket worker", e));
         }
         tracing::info!(%local, ?kind, "engine sockets bound");
         *slot = Some(b);
@@ -307,22 +300,38 @@ impl Engine {
             mtu: AtomicU32::new(net.mtu),
             fwd: RwLock::new(fwd),
             counters: NetCounters::default(),
+            stop: AtomicBool::new(false),
+            wake: EventFd::new().map_err(|e| Error::io("creating an eventfd", e))?,
             transport: kind,
             prefix,
         });
         if let (Some(sn), Some(sc)) = (&n.secure, secure_cfg) {
             self.update_peers(net.vni, sn, sc, &reply_sock);
         }
+        let mut threads = Vec::with_capacity(queues);
         for q in 0..n.queues.len() {
             let sock = send_socks[q % send_socks.len()].clone();
             let w = TxWorker::new(n.clone(), q, sock);
-            self.workers[q % self.workers.len()].0.send(Cmd::Net(w));
+            match std::thread::Builder::new()
+                .name(format!("weft-tx{}-{q}", net.vni))
+                .spawn(move || w.run())
+            {
+                Ok(h) => threads.push(h),
+                Err(e) => {
+                    stop_net(&n, threads);
+                    if let Some(sn) = &n.secure {
+                        self.shared.secure.remove(sn);
+                    }
+                    return Err(Error::io("spawning a tap worker", e));
+                }
+            }
         }
         self.shared
             .nets
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(net.vni, n);
+        control.nets.insert(net.vni, threads);
         tracing::info!(vni = net.vni, tap = %net.tap, mtu = net.mtu,
             transport = ?kind, "engine network added");
         Ok(())
@@ -354,8 +363,7 @@ impl Engine {
         Ok(self.remove_locked(&mut control, vni))
     }
 
-    /// `_held` proves the caller serialises on the control lock.
-    fn remove_locked(&self, _held: &mut Control, vni: u32) -> bool {
+    fn remove_locked(&self, control: &mut Control, vni: u32) -> bool {
         let Some(net) = self
             .shared
             .nets
@@ -368,20 +376,9 @@ impl Engine {
         if let Some(sn) = &net.secure {
             self.shared.secure.remove(sn);
         }
-        // Workers borrow networks from the table under the read lock, released by now; their
-        // TAP sources hold the other references, dropped here.
-        let acks: Vec<_> = self
-            .workers
-            .iter()
-            .map(|(mailbox, _)| {
-                let (done, ack) = mpsc::sync_channel(1);
-                mailbox.send(Cmd::Remove(vni, done));
-                ack
-            })
-            .collect();
-        for ack in acks {
-            let _ = ack.recv_timeout(Duration::from_secs(2));
-        }
+        // The socket workers only borrow networks under the read lock, released by now; the
+        // TAP workers hold the other references and end here.
+        stop_net(&net, control.nets.remove(&vni).unwrap_or_default());
         let deadline = Instant::now() + Duration::from_secs(2);
         while Arc::strong_count(&net) > 1 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
@@ -447,6 +444,14 @@ impl Engine {
     }
 }
 
+fn stop_net(net: &Net, threads: Vec<JoinHandle<()>>) {
+    net.stop.store(true, Release);
+    net.wake.signal();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
 /// `workers` listening sockets on `underlay:port` (SO_REUSEPORT when several) and as many
 /// sending sockets on ephemeral ports.
 #[allow(clippy::type_complexity)]
@@ -491,20 +496,19 @@ impl Drop for Engine {
         }
         self.shared.stop.store(true, Release);
         self.shared.wake.signal();
-        let bound = [
+        for b in [
             control.vxlan.take(),
             control.secure.take(),
             control.gre.take(),
-        ];
-        drop(control);
-        for b in bound.into_iter().flatten() {
+        ]
+        .into_iter()
+        .flatten()
+        {
             for t in b.threads {
                 let _ = t.join();
             }
         }
-        for (_, t) in self.workers.drain(..) {
-            let _ = t.join();
-        }
+        drop(control);
         self.home.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = self.home_thread.take() {
             let _ = t.join();

@@ -60,10 +60,8 @@
 //! port 4789 (51820 for encrypted networks, same reason).
 //!
 //! ## Speed
-//! One worker thread per core (`worker`), each serving, through one epoll set, its queue of
-//! every network's multiqueue TAP and its socket of every transport (SO_REUSEPORT): a frame
-//! written into a TAP is often answered within that write, onto the same queue, so the thread
-//! that wrote it sends the answer without any other thread waking. No allocation per packet. The TAP has IFF_VNET_HDR with checksum and TCP segmentation
+//! A worker thread per TAP queue (multiqueue TAP) and per UDP socket; blocking in `poll`,
+//! no allocation per packet. The TAP has IFF_VNET_HDR with checksum and TCP segmentation
 //! offload: the kernel hands over 64 KiB TCP super-frames, which the engine cuts into
 //! MTU-sized segments (`weft_wire::virtio::Segmenter`: headers rewritten, payload never
 //! copied) and sends with UDP GSO, up to 64 datagrams per `sendmsg`. On receive, `recvmmsg`
@@ -115,7 +113,6 @@ mod stats;
 mod sys;
 mod tap;
 mod tx;
-mod worker;
 
 pub use config::{default_limits, Encap, EngineConfig, MacBytes, NetConfig, Secure};
 pub use engine::Engine;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::RwLock;
 
 use socket2::SockAddr;
@@ -12,6 +12,7 @@ use crate::config::{MacBytes, NetConfig};
 use crate::engine::Transport;
 use crate::secure::SecureNet;
 use crate::stats::NetCounters;
+use crate::sys::EventFd;
 
 /// Where frames go and which ARP/ND questions are answered. Replaced whole on every
 /// `set_network` (built outside the lock, swapped in under it), so a reader always sees one
@@ -98,6 +99,9 @@ pub(crate) struct Net {
     pub mtu: AtomicU32,
     pub fwd: RwLock<Fwd>,
     pub counters: NetCounters,
+    /// Set (and `wake` signalled) to stop this network's TAP workers.
+    pub stop: AtomicBool,
+    pub wake: EventFd,
     /// Which transport carries it; a datagram that arrives on another is refused.
     pub transport: Transport,
     /// The plain encapsulation header of this network (VXLAN or GRE, both 8 bytes), ready to

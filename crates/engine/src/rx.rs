@@ -11,7 +11,7 @@ mod secure;
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
 
 use weft_wire::virtio::{self, VirtioNetHdr};
@@ -24,15 +24,12 @@ use crate::sock::{RecvBatch, WireSock};
 use crate::stats::{add, inc};
 use crate::sys;
 use crate::tap::raw;
-use crate::worker::Polled;
 
 /// Messages per `recvmmsg`, and bytes per message (a whole GRO train fits).
 const BATCH: usize = 32;
 const SLOT: usize = 65536 + 512;
 /// Segments coalesced into one frame at most.
 const MAX_RUN: usize = 64;
-/// Batches received per turn of the worker.
-const BUDGET_BATCHES: usize = 8;
 
 pub(crate) struct RxWorker {
     shared: Arc<Shared>,
@@ -67,25 +64,24 @@ impl RxWorker {
         }
     }
 
-    /// Serves the socket until it has nothing more, or for at most `BUDGET_BATCHES` batches
-    /// (the worker's other descriptors get their turn; epoll reports the rest again).
-    pub(crate) fn poll(&mut self) -> Polled {
+    pub(crate) fn run(mut self) {
         let fd = self.sock.fd();
-        for _ in 0..BUDGET_BATCHES {
+        loop {
+            if self.shared.stop.load(Acquire) {
+                return;
+            }
             match self.batch.recv(fd) {
-                Ok(n) => {
-                    match self.kind {
-                        Transport::Vxlan => self.process(),
-                        Transport::Secure => self.process_secure(),
-                        Transport::Gre => self.process_gre(),
-                    }
-                    // A short batch emptied the socket: skip the call that would only say so
-                    // (epoll is level-triggered and reports anything that came since).
-                    if n < BATCH {
-                        return Polled::Drained;
+                Ok(_) => match self.kind {
+                    Transport::Vxlan => self.process(),
+                    Transport::Secure => self.process_secure(),
+                    Transport::Gre => self.process_gre(),
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = sys::wait_readable(fd, &self.shared.wake, -1) {
+                        tracing::warn!(error = %e, kind = ?self.kind, "poll on the socket failed");
+                        std::thread::sleep(std::time::Duration::from_millis(10));
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Polled::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     match self.kind {
@@ -93,19 +89,10 @@ impl RxWorker {
                         Transport::Secure => inc(&self.shared.secure.counters.recv_errors),
                     }
                     tracing::warn!(error = %e, kind = ?self.kind, "receiving on the udp socket");
-                    return Polled::Failed;
+                    let _ = sys::wait_readable(fd, &self.shared.wake, 10);
                 }
             }
         }
-        Polled::More
-    }
-
-    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
-        self.sock.fd()
-    }
-
-    pub(crate) fn kind(&self) -> Transport {
-        self.kind
     }
 
     fn process(&mut self) {

@@ -1,5 +1,5 @@
 //! Thin, safe wrappers over the few system calls the workers make directly: eventfd, poll,
-//! epoll, read/writev on TAP queues, and TUNSETOFFLOAD.
+//! read/writev on TAP queues, and TUNSETOFFLOAD.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -29,18 +29,11 @@ impl EventFd {
         Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Makes the fd readable until [`EventFd::clear`] (never, for the stop signal).
+    /// Makes the fd readable, for good: it is only used for stopping.
     pub(crate) fn signal(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
         unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    }
-
-    /// Makes the fd unreadable again (reads the counter).
-    pub(crate) fn clear(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd we own.
-        unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
     }
 
     pub(crate) fn fd(&self) -> RawFd {
@@ -48,67 +41,31 @@ impl EventFd {
     }
 }
 
-/// An epoll instance (level-triggered), through which one worker waits on all its descriptors.
-#[derive(Debug)]
-pub(crate) struct Epoll(OwnedFd);
-
-impl Epoll {
-    pub(crate) fn new() -> io::Result<Epoll> {
-        // SAFETY: plain syscall; the returned fd is owned here.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
+/// Blocks until `fd` is readable or `wake` is signalled (or `timeout_ms` passes, -1 = never).
+/// Returns whether `wake` fired.
+pub(crate) fn wait_readable(fd: RawFd, wake: &EventFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = [
+        libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: p is a live array of two pollfd structs.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), 2, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
         }
-        // SAFETY: fd is a fresh descriptor nobody else owns.
-        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+        return Err(e);
     }
-
-    /// Watches `fd` for input, reported with `token`.
-    pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: ev is a live epoll_event; the kernel copies it.
-        cvt(
-            unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) }
-                as isize,
-        )
-        .map(drop)
-    }
-
-    /// Stops watching `fd`.
-    pub(crate) fn remove(&self, fd: RawFd) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: as in `add` (the event is ignored by DEL, but old kernels want a pointer).
-        cvt(
-            unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) }
-                as isize,
-        )
-        .map(drop)
-    }
-
-    /// Waits up to `timeout_ms` (-1 = forever) and returns the tokens of the ready descriptors
-    /// in `out`; an interrupted wait returns none.
-    pub(crate) fn wait(&self, out: &mut Vec<u64>, timeout_ms: i32) -> io::Result<()> {
-        const MAX: usize = 64;
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; MAX];
-        out.clear();
-        // SAFETY: evs is a live array of MAX epoll_event structs.
-        let r = unsafe {
-            libc::epoll_wait(self.0.as_raw_fd(), evs.as_mut_ptr(), MAX as i32, timeout_ms)
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
-        out.extend(evs[..r as usize].iter().map(|e| e.u64));
-        Ok(())
-    }
+    Ok(p[1].revents != 0)
 }
 
 /// Sleeps for `d` unless `wake` is (or gets) signalled; returns whether it was.

@@ -8,7 +8,7 @@ mod secure;
 
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
 
 use socket2::SockAddr;
@@ -23,12 +23,9 @@ use crate::sock::{WireSock, MAX_BATCH, MAX_GSO_SEGMENTS, MAX_UDP_PAYLOAD};
 use crate::stats::{add, inc};
 use crate::sys;
 use crate::tap::raw;
-use crate::worker::Polled;
 
 /// Largest frame the TAP hands over: a 64 KiB GSO frame plus Ethernet, plus the virtio header.
 const READ_BUF: usize = virtio::HDR_LEN + 65536 + 64;
-/// Frames read per turn of the worker.
-const BUDGET_FRAMES: usize = 64;
 
 pub(crate) struct TxWorker {
     net: Arc<Net>,
@@ -65,13 +62,16 @@ impl TxWorker {
         }
     }
 
-    /// Serves this network's TAP queue until it is empty, or for at most `BUDGET_FRAMES`
-    /// frames (the worker's other descriptors get their turn; epoll reports the rest again).
-    pub(crate) fn poll(&mut self) -> Polled {
-        let fd = self.fd();
-        for _ in 0..BUDGET_FRAMES {
+    pub(crate) fn run(mut self) {
+        let fd = raw(&self.net.queues[self.queue]);
+        let mut errors = 0u32;
+        loop {
+            if self.net.stop.load(Acquire) {
+                return;
+            }
             match sys::read(fd, &mut self.buf) {
                 Ok(n) => {
+                    errors = 0;
                     let ctx = Ctx {
                         net: &self.net,
                         sock: &self.sock,
@@ -79,24 +79,23 @@ impl TxWorker {
                     };
                     ctx.frame(&mut self.buf[..n], &mut self.scratch);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Polled::Drained,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = sys::wait_readable(fd, &self.net.wake, -1) {
+                        tracing::warn!(net = %self.net.label(), error = %e, "poll on tap failed");
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // E.g. EBADFD while the device is being torn down.
-                    tracing::warn!(net = %self.net.label(), queue = self.queue, error = %e, "reading tap");
-                    return Polled::Failed;
+                    // E.g. EBADFD while the device is being torn down; do not spin.
+                    if errors == 0 {
+                        tracing::warn!(net = %self.net.label(), queue = self.queue, error = %e, "reading tap");
+                    }
+                    errors = errors.saturating_add(1);
+                    let _ = sys::wait_readable(fd, &self.net.wake, 100);
                 }
             }
         }
-        Polled::More
-    }
-
-    pub(crate) fn fd(&self) -> RawFd {
-        raw(&self.net.queues[self.queue])
-    }
-
-    pub(crate) fn vni(&self) -> u32 {
-        self.net.vni
     }
 }
 
