@@ -33,7 +33,9 @@ fn tcp_both_ways(lab: &Lab) -> (f64, f64) {
     let (c1, c2) = (&lab.hosts[0].ctr, &lab.hosts[1].ctr);
     let fwd = iperf3(c1, c2, v4(2), 2, false);
     let rev = iperf3(c1, c2, v4(2), 2, true);
-    let v6fwd = iperf3(c2, c1, v6(1), 1, false);
+    // Two seconds, like the others: under CPU contention a flow from the kernel host into the
+    // engine has been seen to stall for about a second (docs/benchmarks.md, latency third pass).
+    let v6fwd = iperf3(c2, c1, v6(1), 2, false);
     eprintln!("iperf3 c1->c2 {fwd:.2} Gbit/s, c2->c1 {rev:.2} Gbit/s, IPv6 c2->c1 {v6fwd:.2}");
     assert!(fwd > 0.05 && rev > 0.05 && v6fwd > 0.05, "TCP barely moves");
     for (len, reverse) in [(1400, false), (1400, true), (8000, false), (8000, true)] {
