@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::sockets::{call, in_netns, peer_echo, udp_once};
 use common::*;
+use weft_wire::checksum;
 
 const PROD: &str = "prod";
 const DARK: &str = "dark";
@@ -53,32 +54,17 @@ fn loopback_syn(ns: &str, src_mac: &str, gw_mac: &str, src: std::net::Ipv4Addr, 
         }
         m
     }
-    fn sum(data: &[u8]) -> u16 {
-        let mut acc = 0u32;
-        for c in data.chunks(2) {
-            acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-        while acc > 0xffff {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        !(acc as u16)
-    }
     let dst = std::net::Ipv4Addr::LOCALHOST;
     let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
     ip.extend(src.octets());
     ip.extend(dst.octets());
-    let c = sum(&ip);
+    let c = checksum::checksum(&ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     let mut tcp = Vec::new();
     tcp.extend(40000u16.to_be_bytes());
     tcp.extend(port.to_be_bytes());
     tcp.extend([0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
-    let mut pseudo = Vec::new();
-    pseudo.extend(src.octets());
-    pseudo.extend(dst.octets());
-    pseudo.extend([0, 6, 0, 20]);
-    pseudo.extend(&tcp);
-    let c = sum(&pseudo);
+    let c = !checksum::fold(checksum::sum(&tcp, checksum::pseudo_v4(src, dst, 6, 20)));
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
     let mut frame = Vec::new();
     frame.extend(mac(gw_mac));
