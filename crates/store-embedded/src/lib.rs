@@ -754,7 +754,6 @@ fn poll_loop(shared: &Shared, mut changes: Changes) {
                 }
             }
         }
-        let watching = shared.rev_tx.receiver_count() > 0;
         let mut nap = next_sweep
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
