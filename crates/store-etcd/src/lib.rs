@@ -268,14 +268,16 @@ enum Retry {
     /// It never reached etcd: the connection could not be made.
     Connect,
     /// An election: the member had no leader, so nothing was proposed ("etcdserver: no
-    /// leader"), or, for a `Safe` call, the leader changed while it was in flight.
+    /// leader"), or, for a `Safe` call, the leader changed while it was in flight or the
+    /// member's connection closed under it (a member that just died).
     Election,
     No,
 }
 
 /// Whether a call that failed with `text` may be tried again. A leader change while a call was
-/// in flight ("etcdserver: leader changed", or a timeout "due to previous leader failure") may
-/// have let a write through, so only `Safe` calls repeat then.
+/// in flight ("etcdserver: leader changed", or a timeout "due to previous leader failure"), or a
+/// connection that closed under it, may have let a write through, so only `Safe` calls repeat
+/// then.
 fn retry(text: &str, kind: Call) -> Retry {
     let never_sent = text.contains("tcp connect error")
         || text.contains("ConnectError")
@@ -283,9 +285,11 @@ fn retry(text: &str, kind: Call) -> Retry {
     let never_proposed = text.contains("etcdserver: no leader");
     let leader_changed =
         text.contains("etcdserver: leader changed") || text.contains("previous leader failure");
+    let connection_lost =
+        text.contains("connection closed") || text.contains("operation was canceled");
     if never_sent {
         Retry::Connect
-    } else if never_proposed || (kind == Call::Safe && leader_changed) {
+    } else if never_proposed || (kind == Call::Safe && (leader_changed || connection_lost)) {
         Retry::Election
     } else {
         Retry::No
@@ -760,12 +764,13 @@ mod tests {
         let no_leader = "etcdserver: no leader";
         let changed = "etcdserver: leader changed";
         let timed_out = "etcdserver: request timed out, possibly due to previous leader failure";
+        let closed = "operation was canceledhyper::Error(Canceled, \"connection closed\")";
         for kind in [Call::Safe, Call::Write] {
             assert_eq!(retry(connect, kind), Retry::Connect);
             assert_eq!(retry(no_leader, kind), Retry::Election);
         }
         // A write may have been committed by the new leader: never twice.
-        for text in [changed, timed_out] {
+        for text in [changed, timed_out, closed] {
             assert_eq!(retry(text, Call::Safe), Retry::Election);
             assert_eq!(retry(text, Call::Write), Retry::No);
         }
